@@ -141,6 +141,7 @@ class Episode:
         self.messages: list[dict[str, Any]] = []
         self.turn = 0
         self.step = 0
+        self._registered = False
         self._pending_code: str | None = None
         self._last_sampled: list[int] = []
         self._stack = contextlib.AsyncExitStack()
@@ -153,8 +154,17 @@ class Episode:
     def done(self) -> bool:
         return self.trajectory.finish_reason is not None
 
+    def _release_engine(self) -> None:
+        """Tell a batching engine this episode sends no more requests (once)."""
+        if self._registered:
+            self._registered = False
+            hint = getattr(self.r.engine, "episode_finished", None)
+            if hint is not None:
+                hint()
+
     def _finish(self, reason: FinishReason, error: str | None = None) -> bool:
         tr = self.trajectory
+        self._release_engine()
         if tr.finish_reason is None:
             tr.finish_reason = reason
             if error:
@@ -171,6 +181,10 @@ class Episode:
     async def start(self) -> bool:
         """Load the input images and render the prompt. False if the prompt alone exceeds the token limit."""
         tr = self.trajectory
+        hint = getattr(self.r.engine, "episode_started", None)
+        if hint is not None and not self._registered and tr.finish_reason is None:
+            hint()
+            self._registered = True
         arrays = await asyncio.to_thread(lambda: [load_image(p) for p in tr.task.images])
         tr.images = [TrajectoryImage(a, "input") for a in arrays]
         sizes = [(int(a.shape[1]), int(a.shape[0])) for a in arrays]
@@ -304,6 +318,7 @@ class Episode:
         return result
 
     async def close(self) -> None:
+        self._release_engine()
         await self._stack.aclose()
         self._session = None
         tr = self.trajectory

@@ -15,6 +15,7 @@ from typing import Any
 from rollout.expand import trainer_inputs
 from rollout.render import ChatRenderer
 from rollout.trajectory import Trajectory
+from train.model.placement import to_model
 
 
 def sft_example(traj: Trajectory, processor: Any, renderer: ChatRenderer | None = None) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def fit_trajectories(model: Any, processor: Any, trajectories: Sequence[Trajecto
 
     torch.manual_seed(seed)
     renderer = ChatRenderer(processor)
-    examples = [sft_example(t, processor, renderer) for t in trajectories]
+    examples = [to_model(sft_example(t, processor, renderer), model) for t in trajectories]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr)
     model.train()

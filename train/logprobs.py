@@ -14,9 +14,12 @@ def token_logprobs(model: Any, inputs: dict[str, Any], *, temperature: float = 1
     """(batch, seq) tensor: entry t is log p(input_ids[t] | input_ids[:t]); entry 0 is 0.
 
     `inputs` holds `input_ids`, `attention_mask` and optionally `pixel_values` / `image_grid_thw`
-    (`rollout.expand.trainer_inputs`)."""
+    (`rollout.expand.trainer_inputs`), on any device: they are moved to the model's."""
     import torch
 
+    from train.model.placement import to_model
+
+    inputs = to_model(inputs, model)
     fwd = {k: inputs[k] for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw") if k in inputs}
     logits = model(**fwd).logits.float()
     scale = temperature if temperature > 0 else 1.0

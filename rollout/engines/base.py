@@ -116,6 +116,13 @@ class TokenEngine(abc.ABC):
         """The multimodal processor, when the engine has one (used to render chat templates)."""
         return None
 
+    def episode_started(self) -> None:
+        """Hint from the episode loop that one more episode will send requests (lets batching engines launch a
+        batch as soon as every episode in flight is waiting; see `rollout.engines.batcher`). Default: ignored."""
+
+    def episode_finished(self) -> None:
+        """Hint from the episode loop that an episode will send no more requests. Default: ignored."""
+
     async def aclose(self) -> None:
         """Release resources (threads, servers, GPU memory)."""
 

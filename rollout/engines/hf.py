@@ -88,6 +88,12 @@ class HFEngine(TokenEngine):
     async def generate(self, prompt_ids: list[int], images: list[np.ndarray], sampling: SamplingParams) -> GenerateOutput:
         return await self._batcher.submit(_Request(list(prompt_ids), list(images), sampling))
 
+    def episode_started(self) -> None:
+        self._batcher.episode_started()
+
+    def episode_finished(self) -> None:
+        self._batcher.episode_finished()
+
     async def aclose(self) -> None:
         await self._batcher.aclose()
 

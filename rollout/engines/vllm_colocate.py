@@ -179,6 +179,12 @@ class VLLMColocateEngine(TokenEngine):
             raise out
         return out
 
+    def episode_started(self) -> None:
+        self._batcher.episode_started()
+
+    def episode_finished(self) -> None:
+        self._batcher.episode_finished()
+
     async def aclose(self) -> None:
         await self._batcher.aclose()
 

@@ -62,8 +62,8 @@ def test_greedy_rollout_is_token_exact_against_the_renderer(taught: tuple[Any, A
 def test_sampling_logprobs_match_a_training_forward_pass(taught: tuple[Any, Any, Task, Any], pool: Any) -> None:
     model, proc, task, _ = taught
     engine = HFEngine(model, proc, max_batch_size=4)
-    temperature = 1.3
-    trajs = asyncio.run(run_episodes([task], engine, protocol=PROTOCOL, pool=pool, samples_per_task=4, seed=3,
+    temperature = 1.2
+    trajs = asyncio.run(run_episodes([task], engine, protocol=PROTOCOL, pool=pool, samples_per_task=8, seed=3,
                                      sampling=SamplingParams(temperature=temperature),
                                      limits=EpisodeLimits(max_new_tokens_per_turn=60, max_total_tokens=1200)))
     assert engine.stats["batches"] < engine.stats["requests"]  # concurrent requests were batched

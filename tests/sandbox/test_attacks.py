@@ -95,6 +95,11 @@ def test_threads_and_setsid_children_left_running(attack: Attack, pool: SandboxP
             "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(100)\n    os._exit(0)\n"
             "threading.Thread(target=lambda: time.sleep(100), daemon=True).start()\n"
             "time.sleep(0.2)")
+    if pool.layers is not None and pool.layers.no_fork:  # no pids cgroup for root (seen on a Firecracker VM)
+        with pool.sync_session() as s:
+            r = s.run(code)
+            assert r.status is ExecStatus.ERROR and r.error is not None and r.error.type == "PermissionError"
+        pytest.skip("no-fork mode here: the children cannot be started, so there is nothing left to clean up")
     _, r = attack([code, "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))"])
     assert r.ok and r.stdout == "[1]\n", "after the block only the session's own process is left in its namespace"
     with pool.sync_session() as s:
