@@ -83,7 +83,8 @@ class HFEngine(TokenEngine):
 
     @property
     def stats(self) -> dict[str, int]:
-        return {"batches": self._batcher.batches, "requests": self._batcher.requests}
+        return {"batches": self._batcher.batches, "requests": self._batcher.requests,
+                "episodes_in_flight": self._batcher.in_flight}
 
     async def generate(self, prompt_ids: list[int], images: list[np.ndarray], sampling: SamplingParams) -> GenerateOutput:
         return await self._batcher.submit(_Request(list(prompt_ids), list(images), sampling))

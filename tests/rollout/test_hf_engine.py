@@ -67,6 +67,7 @@ def test_sampling_logprobs_match_a_training_forward_pass(taught: tuple[Any, Any,
                                      sampling=SamplingParams(temperature=temperature),
                                      limits=EpisodeLimits(max_new_tokens_per_turn=60, max_total_tokens=1200)))
     assert engine.stats["batches"] < engine.stats["requests"]  # concurrent requests were batched
+    assert engine.stats["episodes_in_flight"] == 0  # every episode told the batcher it was done
     checked = 0
     for tr in trajs:
         inputs = trainer_inputs(tr.token_ids, [im.array for im in tr.images], proc, loss_mask=tr.loss_mask,
