@@ -207,6 +207,39 @@ def match_answer(predicted: str | None, task: Task, params: AnswerMatchParams | 
     if p_num is not None and g_num is not None:
         ok = numbers_close(p_num, g_num, params)
         return AnswerMatch(float(ok), ok, "text_number", predicted)
-    p, g = normalize_text(clean_answer(predicted)), normalize_text(gold_text)
-    ok = bool(g) and (p == g if params.text_match == "exact" else f" {g} " in f" {p} ")
-    return AnswerMatch(float(ok), ok, f"text_{params.text_match}", predicted)
+    return _match_text(predicted, task, params)
+
+
+def _match_text(predicted: str, task: Task, params: AnswerMatchParams) -> AnswerMatch:
+    """Normalised text against the answer and any alternatives in `task.metadata["answers"]`. A benchmark can
+    set its own rule per task: `metadata["match"]` (`exact` / `contains`, overriding `params.text_match`; OCRBench's
+    loader sets `contains`) and `metadata["ignore_spaces"]` (HME100k formulas: spaces removed before comparing).
+    `contains` means the answer appears as whole words in the prediction (plain substring once spaces are
+    removed, case-folded, punctuation kept), slightly stricter than OCRBench's raw substring test ("emerald" does not match "emeralds")."""
+    meta = task.metadata or {}
+    mode = meta.get("match", params.text_match)
+    if mode not in ("exact", "contains"):
+        raise ValueError(f"task {task.id}: metadata['match'] must be 'exact' or 'contains', got {mode!r}")
+    squeeze = bool(meta.get("ignore_spaces"))
+    alternatives = meta.get("answers") or []
+    golds = [str(task.answer)] + [str(a) for a in alternatives if str(a) != str(task.answer)]
+
+    def norm(text: str) -> str:
+        if squeeze:  # formulas: punctuation is content; only case and spaces are ignored (as OCRBench does)
+            return "".join(unicodedata.normalize("NFKC", text).lower().split())
+        return normalize_text(text)
+
+    p = norm(clean_answer(predicted))
+    ok = False
+    for gold in golds:
+        g = norm(gold)
+        if not g:
+            continue
+        if mode == "exact":
+            ok = p == g
+        else:
+            ok = g in p if squeeze else f" {g} " in f" {p} "
+        if ok:
+            break
+    suffix = "_any" if len(golds) > 1 else ""
+    return AnswerMatch(float(ok), ok, f"text_{mode}{suffix}", predicted)

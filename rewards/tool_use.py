@@ -93,16 +93,16 @@ def input_sizes(traj: Trajectory) -> list[tuple[int, int]] | None:
 
 
 def image_variable_names(traj: Trajectory) -> dict[str, int]:
-    """The sandbox variables holding the input images under the trajectory's protocol (`image_clue_i` by
-    default)."""
-    prefix = DEFAULT_IMAGE_PREFIX
+    """The sandbox variables holding the input images under the trajectory's protocol (`image_clue_i` by default,
+    `image` for CodeVision's single image): the protocol's own `image_names`, so rewards see what the model saw."""
+    n = len(traj.task.images)
     try:
         from rollout.protocols import get_protocol
 
-        prefix = get_protocol(traj.protocol).image_prefix
+        names = get_protocol(traj.protocol).image_names(n)
     except ValueError:
-        pass
-    return {f"{prefix}{i}": i for i in range(len(traj.task.images))}
+        names = [f"{DEFAULT_IMAGE_PREFIX}{i}" for i in range(n)]
+    return {name: i for i, name in enumerate(names)}
 
 
 def has_trace(result: ExecResult) -> bool:

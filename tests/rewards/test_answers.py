@@ -84,3 +84,18 @@ def test_match_each_type() -> None:
     m = match_answer("[5, 0, 15, 10]", box, AnswerMatchParams(box_score="iou", box_iou_threshold=0.3))
     assert m.score == pytest.approx(1 / 3) and m.correct
     assert match_answer("[0, 0, 10, 10]", box).score == 1.0
+
+
+def test_benchmark_rules_in_task_metadata() -> None:
+    """OCRBench's loader writes alternatives, `contains` matching and (HME100k) space-insensitive comparison."""
+    ocr = task("Emerald", "text", metadata={"answers": ["Emerald", "Emerald Isle"], "match": "contains"})
+    m = match_answer("The sign says EMERALD ISLE.", ocr)
+    assert m.correct and m.method == "text_contains_any"
+    assert not match_answer("emeralds", ocr).correct  # whole words, not a raw substring
+    assert not match_answer("Emerald", task("Ruby", "text", metadata={"answers": ["Garnet"]})).correct
+    assert match_answer("garnet", task("Ruby", "text", metadata={"answers": ["Garnet"]})).method == "text_exact_any"
+    hme = task("x ^ { 2 } + 1", "text", metadata={"answers": ["x ^ { 2 } + 1"], "match": "contains", "ignore_spaces": True})
+    assert match_answer("the formula is x^{2}+1", hme).correct
+    assert not match_answer("x^{2}-1", hme).correct  # punctuation is content in formulas
+    with pytest.raises(ValueError, match="metadata\\['match'\\] must be"):
+        match_answer("x", task("x", "text", metadata={"match": "fuzzy"}))

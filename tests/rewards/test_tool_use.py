@@ -61,3 +61,11 @@ def test_sizes_and_variable_names() -> None:
     assert image_variable_names(tr) == {"image_clue_0": 0, "image_clue_1": 1}
     tr.images = []
     assert input_sizes(tr) is None
+
+
+def test_codevision_protocol_names_its_image_image() -> None:
+    code = "show(image.crop((10, 20, 30, 60)))"
+    tr = trajectory(task(), [(code, ExecResult(ExecStatus.OK, images=[untraced()]))], protocol="codevision")
+    assert image_variable_names(tr) == {"image": 0}
+    (s,) = analyse_steps(tr)
+    assert s.source == "code" and s.crop_boxes() == [(0, (10.0, 20.0, 30.0, 60.0))]
