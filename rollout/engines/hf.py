@@ -9,9 +9,9 @@ so the event loop keeps running sandbox work meanwhile. Prompts arrive unexpande
 model's own image processor (`rollout.expand`). Image/video placeholder and vision-boundary tokens are suppressed
 so the policy can never sample them (REFERENCE.md section 2). Logprobs are `log_softmax(logits / temperature)` of
 the sampled token over the full vocabulary, before top-p/top-k truncation and token suppression: the same
-quantity a training forward pass computes, so the two match (tested to 1e-4 in fp32). Per-request seeds are
-honoured per batch (the batch is seeded with its first request's seed, inside a forked RNG), not per request:
-exact per-request reproducibility needs vLLM.
+quantity a training forward pass computes, so the two match (tested to 1e-4 in fp32). Sampling is per request:
+each row draws from its own RNG seeded with the request's seed (`rollout.engines.hf_sampler`), so a request samples
+the same tokens whichever requests share its batch (the concurrent loop's batches depend on timing).
 """
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ class HFEngine(TokenEngine):
 
     def _generate_group(self, reqs: list[_Request]) -> list[GenerateOutput]:
         import torch
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        from rollout.engines.hf_sampler import PerRowSampler
 
         device = next(self.model.parameters()).device
         expanded = [expand_sequence(r.prompt_ids, r.images, self._processor) for r in reqs]
@@ -137,21 +139,22 @@ class HFEngine(TokenEngine):
             kwargs["image_grid_thw"] = torch.cat([e.image_grid_thw for e in expanded if e.image_grid_thw is not None]).to(device)
         s = reqs[0].sampling
         max_new = max(r.sampling.max_new_tokens for r in reqs)
+        # Greedy decoding of the sampler's one-hot scores (or of the logits when greedy): no global RNG involved.
         gen = GenerationConfig(
-            max_new_tokens=max_new, do_sample=not s.greedy,
-            temperature=s.temperature if not s.greedy else None, top_p=s.top_p if not s.greedy else None,
-            top_k=(s.top_k or None) if not s.greedy else None,
+            max_new_tokens=max_new, do_sample=False, temperature=None, top_p=None, top_k=None,
             eos_token_id=self.eos_ids, pad_token_id=self.pad_id, suppress_tokens=self.banned_ids or None,
             stop_strings=list(s.stop) or None, output_logits=True, return_dict_in_generate=True,
         )
-        seed = next((r.sampling.seed for r in reqs if r.sampling.seed is not None), None)
+        processors = None
+        if not s.greedy:
+            processors = LogitsProcessorList([PerRowSampler(
+                [r.sampling.seed for r in reqs], temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, device=device)])
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                if seed is not None:
-                    torch.manual_seed(seed)
-                out = self.model.generate(**kwargs, generation_config=gen, tokenizer=self._tokenizer)
+            with torch.no_grad():
+                out = self.model.generate(**kwargs, generation_config=gen, tokenizer=self._tokenizer,
+                                          logits_processor=processors)
         finally:
             self.model.train(was_training)
         new = out.sequences[:, width:].cpu()

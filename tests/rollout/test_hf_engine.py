@@ -62,7 +62,7 @@ def test_greedy_rollout_is_token_exact_against_the_renderer(taught: tuple[Any, A
 def test_sampling_logprobs_match_a_training_forward_pass(taught: tuple[Any, Any, Task, Any], pool: Any) -> None:
     model, proc, task, _ = taught
     engine = HFEngine(model, proc, max_batch_size=4)
-    temperature = 1.2
+    temperature = 1.1
     trajs = asyncio.run(run_episodes([task], engine, protocol=PROTOCOL, pool=pool, samples_per_task=8, seed=3,
                                      sampling=SamplingParams(temperature=temperature),
                                      limits=EpisodeLimits(max_new_tokens_per_turn=60, max_total_tokens=1200)))
@@ -92,6 +92,31 @@ def test_stop_strings_keep_the_completing_token(taught: tuple[Any, Any, Task, An
     assert out.token_ids == target.token_ids[target.prompt_len: target.turns[0].start + len(out.token_ids)]
     short = asyncio.run(engine.generate(prompt, [image], SamplingParams(temperature=0, max_new_tokens=3)))
     assert short.finish_reason == "length" and len(short.token_ids) == 3 and short.stop_reason is None
+
+
+def test_a_seeded_request_samples_the_same_tokens_in_any_batch(taught: tuple[Any, Any, Task, Any]) -> None:
+    model, proc, task, target = taught
+    engine = HFEngine(model, proc, max_batch_size=8)
+    prompt = target.token_ids[: target.prompt_len]
+    image = target.images[0].array
+    other = ChatRenderer(proc).prompt_ids(PROTOCOL.initial_messages("Something else entirely?", [(32, 32)]))
+
+    def params(seed: int) -> SamplingParams:
+        return SamplingParams(temperature=1.5, top_p=0.95, top_k=50, max_new_tokens=40, seed=seed)
+
+    async def alone() -> list:
+        return [await engine.generate(prompt, [image], params(7))]
+
+    async def crowded() -> list:
+        reqs = [engine.generate(other, [np.zeros((32, 32, 3), np.uint8)], params(100 + i)) for i in range(3)]
+        return await asyncio.gather(*reqs[:2], engine.generate(prompt, [image], params(7)), reqs[2],
+                                    engine.generate(prompt, [image], params(8)))
+
+    (a,) = asyncio.run(alone())
+    b = asyncio.run(crowded())
+    assert engine.stats["batches"] == 2  # alone, then all five together
+    assert b[2].token_ids == a.token_ids and b[2].logprobs == pytest.approx(a.logprobs, abs=1e-4)
+    assert b[4].token_ids != a.token_ids  # another seed samples something else
 
 
 def test_placeholder_tokens_are_never_sampled(tiny_dirs: dict[str, Path]) -> None:

@@ -143,11 +143,11 @@ def test_rl_defaults_match_codevision_recipe(tmp_path: Path) -> None:
 
 
 def test_resolved_config_round_trips_through_the_run_dir(tmp_path: Path) -> None:
-    cfg = load_config(DemoConfig, CONFIGS / "demo" / "cpu.yaml", ["train_steps=7"])
+    cfg = load_config(DemoConfig, CONFIGS / "demo" / "cpu.yaml", ["sft.steps=7"])
     saved = save_resolved(cfg, tmp_path / "run")
     assert saved == tmp_path / "run" / "config.yaml"
     assert load_config(DemoConfig, saved) == cfg
-    assert yaml.safe_load(saved.read_text())["train_steps"] == 7
+    assert yaml.safe_load(saved.read_text())["sft"]["steps"] == 7
 
 
 def test_kind_of_uses_the_folder() -> None:
@@ -160,9 +160,9 @@ def test_kind_of_uses_the_folder() -> None:
 
 def test_cli_dry_run_and_config_command() -> None:
     codevl = [sys.executable, "-m", "train.cli"]
-    out = subprocess.run([*codevl, "demo", "--dry-run", "train_steps=2"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([*codevl, "demo", "--dry-run", "sft.steps=2"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert yaml.safe_load(out.stdout)["train_steps"] == 2
+    assert yaml.safe_load(out.stdout)["sft"]["steps"] == 2
     out = subprocess.run([*codevl, "config", "configs/sft/codevision_qwen2_5_vl_7b.yaml", "optim.lr=1e-5"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

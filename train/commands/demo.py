@@ -1,7 +1,8 @@
 """`codevl demo`: the whole pipeline that exists so far, on CPU, with the tiny model (see train/demo.py).
 
     codevl demo
-    codevl demo --config configs/demo/cpu.yaml arch=qwen3_vl --dry-run
+    codevl demo --config configs/demo/cpu.yaml arch=qwen3_vl rollout.samples_per_task=8
+    codevl demo --dry-run
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from train.config.demo import DemoConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="demo YAML (default: built-in defaults, same as configs/demo/cpu.yaml)")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train_steps=10")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. sft.steps=60 rewards=configs/rewards/tapo.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
@@ -30,11 +31,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from train.demo import run_demo
 
-    s = run_demo(cfg)
-    print(f"tiny {s['arch']} model: {s['model_dir']}")
-    print(f"conversation: {s['sequence_tokens']} tokens, {s['image_tokens']} image tokens, "
-          f"{s['assistant_tokens']} trained (assistant) tokens")
-    print(f"loss over {len(s['losses'])} steps: {' -> '.join(str(x) for x in s['losses'])}")
-    print(f"generated: {s['generated']!r}")
-    print(f"done in {s['seconds']} s; resolved config and summary in {cfg.output_dir}/")
+    s = run_demo(cfg, say=lambda line: print(line, flush=True))
+    ro, rw = s["rollout"], s["rewards"]
+    print(f"\nsummary: {s['tasks']} tasks, {s['oracle']['trajectories']} oracle trajectories, SFT loss "
+          f"{s['sft_losses'][0]} -> {s['sft_losses'][-1]}, {ro['episodes']} episodes "
+          f"({ro['code_steps']} code blocks), mean reward {rw['total_mean']} under {rw['reward_set']!r}, "
+          f"{rw.get('groups_with_spread', 0)}/{rw.get('groups', 0)} groups with reward spread")
+    print(f"done in {s['seconds']} s; config, data, trajectories and summary.json in {cfg.output_dir}/")
+    print(f"re-score this run under another reward set: codevl rescore {cfg.output_dir} "
+          "--rewards configs/rewards/tapo.yaml")
     return 0

@@ -1,20 +1,86 @@
-"""The CPU demo's config: everything small enough for a laptop, nothing downloaded."""
+"""The CPU demo's config: everything small enough for a laptop, nothing downloaded (configs/demo/cpu.yaml)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from train.config.base import StrictModel
 
+GENERATOR_NAMES = ("orientation", "visual_search", "multi_tool", "symbolic")
+ORACLE_VARIANTS = ("single_tool", "multi_tool", "multi_crop", "error_recovery", "no_tool")
+
+
+def _small_images() -> dict[str, dict[str, Any]]:
+    # Generators' defaults are training-sized (visual search up to 2400 px); the demo keeps images small.
+    return {
+        "orientation": {"min_side": 256, "max_side": 448},
+        "visual_search": {"min_side": 512, "max_side": 768},
+        "multi_tool": {"min_side": 512, "max_side": 768},
+        "symbolic": {"min_side": 256, "max_side": 384},
+    }
+
+
+class DemoData(StrictModel):
+    """Synthetic tasks and their oracle trajectories (the SFT data)."""
+
+    tasks_per_generator: int = Field(2, gt=0, le=1000)
+    generators: list[str] = Field(default_factory=lambda: list(GENERATOR_NAMES))
+    generator_config: dict[str, dict[str, Any]] = Field(default_factory=_small_images,
+                                                        description="per generator: its config keys")
+    oracle_variants: list[str] = Field(default_factory=lambda: ["single_tool"])
+
+    @field_validator("generators")
+    @classmethod
+    def _known_generators(cls, v: list[str]) -> list[str]:
+        bad = [g for g in v if g not in GENERATOR_NAMES]
+        if bad or not v:
+            raise ValueError(f"unknown generator(s) {bad or '(none given)'}; valid: {', '.join(GENERATOR_NAMES)}")
+        return v
+
+    @field_validator("generator_config")
+    @classmethod
+    def _known_generator_keys(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        bad = [g for g in v if g not in GENERATOR_NAMES]
+        if bad:
+            raise ValueError(f"generator_config for unknown generator(s) {bad}; valid: {', '.join(GENERATOR_NAMES)}")
+        return v
+
+    @field_validator("oracle_variants")
+    @classmethod
+    def _known_variants(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if x not in ORACLE_VARIANTS]
+        if bad or not v:
+            raise ValueError(f"unknown oracle variant(s) {bad or '(none given)'}; valid: {', '.join(ORACLE_VARIANTS)}")
+        return v
+
+
+class DemoSFT(StrictModel):
+    """Full-batch AdamW on the oracle trajectories (`train.fit.fit_trajectories`)."""
+
+    steps: int = Field(150, gt=0)
+    lr: float = Field(3e-3, gt=0.0)
+
+
+class DemoRollout(StrictModel):
+    """GRPO-style groups: `samples_per_task` episodes per task through the concurrent loop and the HF engine."""
+
+    samples_per_task: int = Field(4, gt=0, le=64)
+    temperature: float = Field(1.0, ge=0.0)
+    max_turns: int = Field(4, gt=0)
+    max_new_tokens_per_turn: int = Field(256, gt=0)
+    max_total_tokens: int = Field(3072, gt=0)
+
 
 class DemoConfig(StrictModel):
-    """`codevl demo [--config configs/demo/cpu.yaml] [key=value ...]`."""
+    """`codevl demo [--config configs/demo/cpu.yaml] [key.path=value ...]`."""
 
     output_dir: str = Field("runs/demo", min_length=1)
     arch: Literal["qwen2_5_vl", "qwen3_vl"] = "qwen2_5_vl"
     seed: int = 0
-    train_steps: int = Field(5, gt=0, description="optimizer steps on the demo conversation")
-    lr: float = Field(1e-3, gt=0.0)
-    max_new_tokens: int = Field(16, gt=0)
+    protocol: Literal["codevl", "pyvision", "codevision", "codev"] = "codevl"
+    rewards: str = Field("configs/rewards/codevision.yaml", description="reward set YAML scored on the rollouts")
+    data: DemoData = Field(default_factory=DemoData)
+    sft: DemoSFT = Field(default_factory=DemoSFT)
+    rollout: DemoRollout = Field(default_factory=DemoRollout)
