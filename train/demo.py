@@ -9,7 +9,8 @@ Stages, each written under `output_dir`:
 2. data: synthetic tasks from each generator (`data/<generator>/tasks.jsonl` + images);
 3. oracle: correct code-as-tool trajectories for those tasks, every block executed in the real sandbox
    (`sft/oracle.jsonl`): the SFT data;
-4. sft: full-batch AdamW on the oracle trajectories, loss on assistant tokens only (`train.fit`);
+4. sft: full-batch AdamW on the oracle trajectories, loss on assistant tokens only (`train.fit`); the fitted model
+   is saved (`sft-model/`, loadable by `codevl infer --engine hf --model OUTPUT_DIR/sft-model`);
 5. rollout: `samples_per_task` episodes per task (a GRPO group) through the concurrent episode loop, the HF engine
    and the sandbox, token-exact with sampling logprobs (`trajectories/rollouts.jsonl`);
 6. rewards: the reward set scored on every trajectory and group, recorded in each trajectory (so
@@ -128,8 +129,10 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda s: None) -> di
         done = _stage(timings, "sft", say)
         losses = fit_trajectories(model, processor, oracle.trajectories, steps=cfg.sft.steps, lr=cfg.sft.lr,
                                   seed=cfg.seed)
+        model.save_pretrained(out / "sft-model")
+        processor.save_pretrained(out / "sft-model")
         done(f"{cfg.sft.steps} full-batch steps on {len(oracle.trajectories)} trajectories: "
-             f"loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+             f"loss {losses[0]:.3f} -> {losses[-1]:.3f}; saved to {out / 'sft-model'}")
 
         done = _stage(timings, "rollout", say)
         r = cfg.rollout
@@ -164,6 +167,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda s: None) -> di
         "oracle": {"trajectories": len(oracle.trajectories), "failed_checks": len(oracle.failures),
                    "variants": dict(Counter(t.metadata.get("oracle_variant") for t in oracle.trajectories))},
         "sft_losses": [round(x, 4) for x in losses],
+        "sft_model": str(out / "sft-model"),
         "rollout": {
             "episodes": len(trajs),
             "finish_reasons": dict(Counter(t.finish_reason.value for t in trajs if t.finish_reason)),

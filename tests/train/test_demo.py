@@ -34,6 +34,7 @@ def test_demo_runs_the_pipeline_and_its_run_rescores_exactly(tmp_path: Path) -> 
     oracle = load_trajectories(out / "sft" / "oracle.jsonl")
     assert len(oracle) == summary["oracle"]["trajectories"] >= 2
     assert all(s.result is not None and s.result.ok for t in oracle for s in t.steps)  # really ran in the sandbox
+    assert (out / "sft-model" / "config.json").is_file() and (out / "sft-model" / "tokenizer.json").is_file()
     losses = summary["sft_losses"]
     assert len(losses) == 60 and losses[-1] < 0.2 * losses[0]
     trajs = load_trajectories(out / "trajectories" / "rollouts.jsonl")
