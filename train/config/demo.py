@@ -22,6 +22,13 @@ def _small_images() -> dict[str, dict[str, Any]]:
     }
 
 
+def _only(names: list[str], valid: tuple[str, ...], what: str, *, allow_empty: bool = False) -> list[str]:
+    bad = [n for n in names if n not in valid]
+    if bad or (not names and not allow_empty):
+        raise ValueError(f"unknown {what}(s) {bad or '(none given)'}; valid: {', '.join(valid)}")
+    return names
+
+
 class DemoData(StrictModel):
     """Synthetic tasks and their oracle trajectories (the SFT data)."""
 
@@ -34,26 +41,18 @@ class DemoData(StrictModel):
     @field_validator("generators")
     @classmethod
     def _known_generators(cls, v: list[str]) -> list[str]:
-        bad = [g for g in v if g not in GENERATOR_NAMES]
-        if bad or not v:
-            raise ValueError(f"unknown generator(s) {bad or '(none given)'}; valid: {', '.join(GENERATOR_NAMES)}")
-        return v
+        return _only(v, GENERATOR_NAMES, "generator")
 
     @field_validator("generator_config")
     @classmethod
     def _known_generator_keys(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        bad = [g for g in v if g not in GENERATOR_NAMES]
-        if bad:
-            raise ValueError(f"generator_config for unknown generator(s) {bad}; valid: {', '.join(GENERATOR_NAMES)}")
+        _only(list(v), GENERATOR_NAMES, "generator_config entry", allow_empty=True)
         return v
 
     @field_validator("oracle_variants")
     @classmethod
     def _known_variants(cls, v: list[str]) -> list[str]:
-        bad = [x for x in v if x not in ORACLE_VARIANTS]
-        if bad or not v:
-            raise ValueError(f"unknown oracle variant(s) {bad or '(none given)'}; valid: {', '.join(ORACLE_VARIANTS)}")
-        return v
+        return _only(v, ORACLE_VARIANTS, "oracle variant")
 
 
 class DemoSFT(StrictModel):
