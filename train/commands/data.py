@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="<synth|convert|validate|curate|stats>", required=True)
 
     p = sub.add_parser("synth", help="generate synthetic tasks (and oracle SFT trajectories)")
-    p.add_argument("generator", choices=list(GENERATORS), help="; ".join(f"{k}: {v.description}" for k, v in GENERATORS.items()))
+    p.add_argument("generator", choices=list(GENERATORS), help="; ".join(f"{k}: {v.description}" for k, v in GENERATORS.items()).replace("%", "%%"))
     p.add_argument("-n", "--num", type=int, required=True, help="how many tasks")
     p.add_argument("--out", required=True, help="output folder (tasks.jsonl, images/)")
     p.add_argument("--seed", type=int, default=0)
