@@ -8,6 +8,9 @@ sampling itself: temperature, then top-k, then top-p (the order and semantics of
 scores that are -inf everywhere except the drawn token, so greedy decoding after it emits exactly that token. A
 request then samples the same tokens whatever batch it lands in, up to floating-point differences in the logits
 between batch shapes (left padding). The engine's logprobs are computed from the raw logits, not from these scores.
+
+Cost: one small `multinomial` per row per decoding step (a Python loop over the batch), about 10-20 us each on a
+GPU: noise next to a real model's step at the batch sizes this engine is for (vLLM's engines sample in-kernel).
 """
 
 from __future__ import annotations
