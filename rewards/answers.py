@@ -103,11 +103,15 @@ def clean_answer(answer: str) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """SQuAD-style normalisation: NFKC, lower case, punctuation -> space, articles removed, spaces collapsed."""
+    """SQuAD-style normalisation: NFKC, lower case, punctuation -> space, articles removed (unless the text is
+    nothing but articles), spaces collapsed."""
     s = unicodedata.normalize("NFKC", text).lower()
     s = "".join(" " if unicodedata.category(c).startswith("P") or c in "$^`|~<>=+" else c for c in s)
-    s = _ARTICLES.sub(" ", s)
-    return " ".join(s.split())
+    words = s.split()
+    kept = " ".join(_ARTICLES.sub(" ", s).split())
+    # An answer that is only an article ("A" as a letter or glyph, "the") keeps it: removing it would leave nothing
+    # to compare, and a correct answer would score 0.
+    return kept if kept else " ".join(words)
 
 
 def _to_float(s: str) -> float | None:

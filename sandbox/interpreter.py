@@ -211,6 +211,11 @@ class Interpreter:
             return None
         self.ns["_"] = value
         if C.is_showable(value):
+            if isinstance(value, np.ndarray) and TRACER.enabled:
+                try:  # a NumPy view shown as the last expression: its ops were the user's
+                    TRACER.consume_for_user(value, "capture:last_expr")
+                except Exception:  # noqa: BLE001 - the trace is best effort, never an error in user code
+                    TRACER.errors += 1
             C.CURRENT.add(value, "last_expr")
             from matplotlib.figure import Figure
 

@@ -93,7 +93,7 @@ class ImageRegion:
 @dataclass
 class CapturedImage:
     """An image the code showed. `source` is how it was captured: `plt.show`, `figure`, `Image.show`,
-    `cv2.imshow`, `show`, `display`, `last_expr` or `result_var`. `region` is set when the sandbox could trace
+    `cv2.imshow`, `show`, `display` or `last_expr`. `region` is set when the sandbox could trace
     the image back to an input image."""
 
     array: np.ndarray

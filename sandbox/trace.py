@@ -227,6 +227,15 @@ class Tracer:
         self.dropped = 0
         self.max_ops = max_ops
 
+    def consume_for_user(self, obj: Any, api: str) -> Provenance | None:
+        """`consume` on behalf of the user's code, from the sandbox's own frames (the block's last expression is
+        shown by the interpreter, not by a user call, yet its view's ops are the user's)."""
+        prev, self._scanning = self._scanning, True
+        try:
+            return self.consume(obj, api)
+        finally:
+            self._scanning = prev
+
     def scan(self, namespace: dict[str, Any]) -> None:
         """End of block: record the ops of traced NumPy views left in top-level variables."""
         self._scanning = True

@@ -314,7 +314,7 @@ def main() -> None:
     for c in (1, 2, 4, 8):
         rows.append((f"cells/s, {c} concurrent session(s)", f"{cells[c]:,.0f}",
                      f"{fresh_rates[c]:,.1f}" if c in fresh_rates else "", f"{p_rates[c]:,.0f}" if c in p_rates else ""))
-    rows.append(("trajectories/s with churn (8 at once, open + 4 blocks + close)", f"{churn:.1f}", "", ""))
+    rows.append(("trajectories/s with churn (8 at once, open + 3 blocks + close)", f"{churn:.1f}", "", ""))
     rows.append(("memory per idle session, USS / PSS", f"{uss:.1f} / {pss:.1f} MiB", "-",
                  f"{p_uss:.0f} / {p_pss:.0f} MiB"))
     w0 = max(len(r[0]) for r in rows)

@@ -99,3 +99,12 @@ def test_benchmark_rules_in_task_metadata() -> None:
     assert not match_answer("x^{2}-1", hme).correct  # punctuation is content in formulas
     with pytest.raises(ValueError, match="metadata\\['match'\\] must be"):
         match_answer("x", task("x", "text", metadata={"match": "fuzzy"}))
+
+
+def test_an_answer_that_is_only_an_article_still_matches() -> None:
+    """Normalisation drops articles, but a glyph answer "A" (or "the") must not become empty and score 0."""
+    glyph = task("A", "text")
+    assert match_answer("A", glyph).correct and match_answer("a.", glyph).correct
+    assert not match_answer("B", glyph).correct
+    assert match_answer("the", task("The", "text")).correct
+    assert match_answer("a red square", task("red square", "text")).correct  # articles still dropped elsewhere

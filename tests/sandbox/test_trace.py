@@ -121,3 +121,9 @@ def test_views_left_in_variables_are_recorded_at_the_end_of_the_block(traced) ->
     r = traced.run("arr = np.array(image_clue_0)\npatch = arr[10:30, 40:90]\nm = float(patch.mean())")
     assert r.ok and not r.images
     assert [(o.op, o.box) for o in r.ops] == [("crop", (40.0, 10.0, 90.0, 30.0))]
+
+
+def test_a_view_shown_as_the_last_expression_is_in_the_ops(traced) -> None:  # noqa: ANN001
+    r = traced.run("arr = np.array(image_clue_0)\narr[10:30, 40:90]")
+    assert r.ok and len(r.images) == 1 and r.images[0].region is not None
+    assert [(o.op, o.box) for o in r.ops] == [("crop", (40.0, 10.0, 90.0, 30.0))]  # recorded once, not twice

@@ -212,7 +212,7 @@ def _validate(args: argparse.Namespace) -> int:
         path = Path(f)
         if not path.exists():
             print(f"{path}: not found", file=sys.stderr)
-            status = 1
+            status = 2  # bad input (module docstring)
             continue
         if _is_trajectory_file(path):
             from rollout.trajectory import iter_trajectories
@@ -221,7 +221,7 @@ def _validate(args: argparse.Namespace) -> int:
                 n = sum(1 for _ in iter_trajectories(path))
             except ValueError as exc:
                 print(exc, file=sys.stderr)
-                status = 1
+                status = max(status, 1)
                 continue
             print(f"{path}: {n} valid trajectories")
             continue
@@ -230,13 +230,13 @@ def _validate(args: argparse.Namespace) -> int:
                                        image_check=args.images, progress=True)
         except TaskFileError as exc:
             print(exc, file=sys.stderr)
-            status = 1
+            status = max(status, 1)
             continue
         print(report.summary())
         for p in report.problems[:20]:
             print(f"  {p}")
         if report.num_rejected:
-            status = 1
+            status = max(status, 1)
     return status
 
 

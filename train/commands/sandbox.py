@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="Python file to run (blocks separated by '# %%' lines)")
+    parser.add_argument("file", help="Python file to run (blocks separated by '# %%%%' lines)")
     parser.add_argument("--image", action="append", default=[], help="input image (repeat for several)")
     parser.add_argument("--name-prefix", default="image_clue_", help="variable name prefix of the input images")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per block (default: config timeout_s)")
