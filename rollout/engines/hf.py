@@ -10,8 +10,9 @@ model's own image processor (`rollout.expand`). Image/video placeholder and visi
 so the policy can never sample them (REFERENCE.md section 2). Logprobs are `log_softmax(logits / temperature)` of
 the sampled token over the full vocabulary, before top-p/top-k truncation and token suppression: the same
 quantity a training forward pass computes, so the two match (tested to 1e-4 in fp32). Sampling is per request:
-each row draws from its own RNG seeded with the request's seed (`rollout.engines.hf_sampler`), so a request samples
-the same tokens whichever requests share its batch (the concurrent loop's batches depend on timing).
+each row draws from its own counter-based random stream keyed by the request's seed (`rollout.engines.hf_sampler`),
+so a request samples the same tokens whichever requests share its batch (the concurrent loop's batches depend on
+timing).
 """
 
 from __future__ import annotations
@@ -157,16 +158,19 @@ class HFEngine(TokenEngine):
                                           logits_processor=processors)
         finally:
             self.model.train(was_training)
-        new = out.sequences[:, width:].cpu()
-        logits = torch.stack(out.logits, dim=1).float().cpu()  # (batch, steps, vocab), raw
+        sampled = out.sequences[:, width:]
         scale = 1.0 if s.greedy else s.temperature
-        logp_all = torch.log_softmax(logits / scale, dim=-1)
+        # One (batch, vocab) step at a time on the model's device, keeping only the sampled token's logprob: never
+        # a (batch, steps, vocab) copy (gigabytes at a real vocabulary) or a CPU transfer of the logits.
+        picked = torch.stack([torch.log_softmax(step.float() / scale, dim=-1).gather(-1, sampled[:, t:t + 1])[:, 0]
+                              for t, step in enumerate(out.logits)], dim=1).cpu()
+        new = sampled.cpu()
         results = []
         for i, r in enumerate(reqs):
             ids = new[i].tolist()
             cut, finish, reason = self._trim(ids, r.sampling)
             ids = ids[:cut]
-            lps = logp_all[i, torch.arange(cut), torch.tensor(ids, dtype=torch.long)].tolist() if cut else []
+            lps = picked[i, :cut].tolist()
             text = self._text(ids, r.sampling.stop)
             results.append(GenerateOutput(token_ids=ids, logprobs=lps, finish_reason=finish, text=text,
                                           stop_reason=reason))
