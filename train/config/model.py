@@ -33,10 +33,17 @@ class ModelConfig(StrictModel):
     gradient_checkpointing: bool = False
     min_pixels: int | None = Field(None, gt=0, description="image processor lower bound on pixels per image")
     max_pixels: int | None = Field(None, gt=0, description="image processor upper bound on pixels per image")
+    finetune: Literal["full", "lora"] | None = Field(
+        None, description="full or lora; unset: lora when a `lora` section is given, else full")
     lora: LoraConfig | None = None
 
     @model_validator(mode="after")
     def _pixels_ordered(self) -> ModelConfig:
+        if self.finetune == "full" and self.lora is not None:
+            raise ValueError("model.finetune=full asks for full fine-tuning but model.lora is set too; remove the "
+                             "lora section for full fine-tuning, or set model.finetune=lora")
+        if self.finetune == "lora" and self.lora is None:
+            self.lora = LoraConfig()
         if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
             raise ValueError(
                 f"model.min_pixels ({self.min_pixels}) is larger than model.max_pixels ({self.max_pixels}); "

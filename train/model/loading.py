@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from train.config.model import ModelConfig
+from train.model.paths import check_model_path
 from train.model.processor import load_processor
 
 logger = logging.getLogger(__name__)
@@ -48,25 +49,23 @@ def _apply_lora(model: Any, cfg: ModelConfig) -> Any:
     # Adapt only the language model's linear layers (regex over full module names).
     targets = "|".join(re.escape(t) for t in cfg.lora.target_modules)
     pattern = rf"^{re.escape(LANGUAGE_MODEL_PREFIX)}.*\.({targets})$"
+    # Vision parts trained in full under LoRA are PEFT `modules_to_save`: saved with the adapter (so a checkpoint
+    # resumes them) and merged back by merge_and_unload.
+    full = ["visual"] if not cfg.freeze_vision_tower else (
+        ["merger", "deepstack_merger_list"] if not cfg.freeze_projector else [])
     peft_cfg = PeftLoraConfig(
         r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=pattern,
-        task_type="CAUSAL_LM",
+        task_type="CAUSAL_LM", modules_to_save=full or None,
     )
     model = get_peft_model(model, peft_cfg)
-    if not cfg.freeze_vision_tower or not cfg.freeze_projector:
-        # LoRA freezes everything else; re-open the vision parts that the config trains in full.
-        for name, param in model.named_parameters():
-            inner = name.split("base_model.model.", 1)[-1]
-            if inner.startswith(VISION_PREFIX):
-                is_projector = bool(PROJECTOR_PATTERN.match(inner))
-                if (is_projector and not cfg.freeze_projector) or (not is_projector and not cfg.freeze_vision_tower):
-                    param.requires_grad_(True)
     return model
 
 
 def load_model(cfg: ModelConfig, *, device: str | None = None) -> tuple[Any, Any]:
     """(model, processor) for `cfg`. The model is in train mode only if the caller puts it there."""
     from transformers import AutoModelForImageTextToText
+
+    check_model_path(cfg.name_or_path)
 
     model = AutoModelForImageTextToText.from_pretrained(
         cfg.name_or_path, dtype=_torch_dtype(cfg.dtype), attn_implementation=cfg.attn_implementation

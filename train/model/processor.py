@@ -73,6 +73,10 @@ def load_processor(path: str | Path, *, min_pixels: int | None = None, max_pixel
     from transformers import AutoConfig, AutoProcessor, AutoTokenizer
     from transformers.utils import is_torchvision_available
 
+    from train.model.paths import check_model_path
+
+    check_model_path(str(path))
+
     size_kwargs: dict[str, Any] = {}
     if min_pixels is not None:
         size_kwargs["min_pixels"] = min_pixels
