@@ -217,6 +217,10 @@ def _resume_from(cfg: SFTConfig, run_dir: Path) -> str | None:
     return str(path)
 
 
+def _quiet(_line: str) -> None:
+    return None
+
+
 def run_sft(cfg: SFTConfig, *, callbacks: Sequence[Any] = (), say: Callable[[str], None] = print) -> SFTResult:
     """Run the SFT stage described by `cfg`; returns where the final model is and the logged losses."""
     import yaml
@@ -226,7 +230,11 @@ def run_sft(cfg: SFTConfig, *, callbacks: Sequence[Any] = (), say: Callable[[str
     from train.model.loading import load_model
     from train.model.processor import load_processor
 
+    import os
+
     t0 = time.perf_counter()
+    if int(os.environ.get("RANK", "0")) != 0:  # under a launcher, only the main process talks
+        say = _quiet
     run_dir = Path(cfg.run.output_dir)
     check_same_config(run_dir, yaml.safe_load(resolved_yaml(cfg)), ignore=RESUME_MAY_CHANGE)
     resume = _resume_from(cfg, run_dir)
