@@ -41,6 +41,7 @@ from rollout.protocols.base import Protocol
 from rollout.render import ChatRenderer
 from rollout.task import Task
 from rollout.trajectory import FinishReason, Step, Trajectory, TrajectoryImage, Turn
+from sandbox.errors import SandboxError
 from sandbox.result import ExecResult
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ class Episode:
                 if chat.finish_reason == "stop":
                     text = self.r.protocol.restore_stop(text)
                 sampled, finish, content = [], chat.finish_reason, text
-        except (EngineError, Exception) as exc:  # noqa: BLE001 - an engine failure ends this episode only
+        except EngineError as exc:  # an engine failure ends this episode only; a bug in our own code raises
             logger.warning("episode %s: engine error: %s", tr.id, exc)
             return self._finish(FinishReason.ENGINE_ERROR, f"{type(exc).__name__}: {exc}")
         finally:
@@ -257,7 +258,7 @@ class Episode:
         t0 = time.perf_counter()
         try:
             result = await self._run_code(code)
-        except Exception as exc:  # noqa: BLE001 - the sandbox could not be used at all
+        except SandboxError as exc:  # the sandbox could not be used at all (not the model's code failing)
             logger.warning("episode %s: sandbox error: %s", tr.id, exc)
             tr.steps.append(Step(self.step, code, None, assistant_turn=len(tr.turns) - 1, skipped="sandbox_error"))
             self._close_turn()
@@ -339,7 +340,15 @@ async def run_episodes(tasks: Sequence[Task], engine: TokenEngine | ChatEngine, 
     within the sandbox pool's session limit, since an episode holds its session from its first code block on."""
     runner = EpisodeRunner(engine, protocol, pool, limits=limits, sampling=sampling, renderer=renderer, seed=seed,
                            metadata=metadata)
-    jobs = [(t, g) for t in tasks for g in range(samples_per_task)]
+    # A task listed twice is two groups: its second occurrence gets ids `<task>@1` (never merged, never the same
+    # request seeds as the first).
+    seen: dict[str, int] = {}
+    keys = []
+    for t in tasks:
+        k = seen.get(t.id, 0)
+        seen[t.id] = k + 1
+        keys.append(f"{group_prefix}{t.id}" + (f"@{k}" if k else ""))
+    jobs = [(t, key, g) for t, key in zip(tasks, keys, strict=True) for g in range(samples_per_task)]
     sem = asyncio.Semaphore(max_concurrent or max(1, len(jobs)))
     bar = None
     if progress:
@@ -347,16 +356,15 @@ async def run_episodes(tasks: Sequence[Task], engine: TokenEngine | ChatEngine, 
 
         bar = tqdm(total=len(jobs), desc="episodes", unit="ep")
 
-    async def one(task: Task, g: int) -> Trajectory:
+    async def one(task: Task, key: str, g: int) -> Trajectory:
         async with sem:
-            traj = await runner.run(task, sample_index=g, group_id=f"{group_prefix}{task.id}",
-                                    trajectory_id=f"{group_prefix}{task.id}#{g}")
+            traj = await runner.run(task, sample_index=g, group_id=key, trajectory_id=f"{key}#{g}")
         if bar is not None:
             bar.update(1)
         return traj
 
     try:
-        return list(await asyncio.gather(*(one(t, g) for t, g in jobs)))
+        return list(await asyncio.gather(*(one(t, key, g) for t, key, g in jobs)))
     finally:
         if bar is not None:
             bar.close()

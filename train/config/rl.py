@@ -1,4 +1,11 @@
-"""The RL stage's config (stage 2: GRPO with dense tool-aware step rewards, rollouts from an engine)."""
+"""The RL stage's config (stage 2: GRPO with outcome or dense tool-aware advantages, rollouts from an engine).
+
+    codevl rl --config configs/rl/tiny_cpu.yaml [key.path=value ...] [--dry-run]
+
+Geometry of one step: `train.prompts_per_step` tasks x `rollout.num_generations` episodes, scored, turned into
+advantages, then `algo.ppo_epochs` passes over them in `train.updates_per_step` mini-batches (one optimizer step
+each), each mini-batch cut into micro-batches of at most `train.max_tokens_per_microbatch` padded tokens.
+"""
 
 from __future__ import annotations
 
@@ -30,13 +37,17 @@ class RolloutConfig(StrictModel):
     engine: Literal["hf", "vllm_colocate", "vllm_server"] = "vllm_colocate"
     protocol: str = Field("codevl", min_length=1)
     num_generations: int = Field(8, ge=2, description="G: rollouts per task (the GRPO group)")
-    temperature: float = Field(1.0, gt=0.0)
+    temperature: float = Field(1.0, gt=0.0, le=2.0, description="vLLM refuses temperatures above 2")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0, description="0: no top-k")
     max_turns: int = Field(12, gt=0)
     max_new_tokens_per_turn: int = Field(2048, gt=0)
-    max_total_tokens: int = Field(16384, gt=0)
+    max_total_tokens: int = Field(16384, gt=0, description="per episode, unexpanded (images count one token)")
     max_images: int = Field(16, gt=0)
-    observation_max_chars: int = Field(2000, gt=0)
+    observation_max_chars: int | None = Field(None, gt=0, description="default: the protocol's")
+    code_timeout_s: float | None = Field(None, gt=0, description="default: the protocol's")
+    max_concurrent_episodes: int | None = Field(None, gt=0, description="per process; default: all of a step")
+    hf_max_batch_size: int = Field(64, gt=0, description="HF engine: requests per generation batch")
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
     @model_validator(mode="after")
@@ -52,18 +63,33 @@ class RolloutConfig(StrictModel):
 
 
 class GRPOConfig(StrictModel):
-    """The policy-gradient objective: advantages, clipping, normalisation, KL, off-policy correction."""
+    """The policy-gradient objective: advantages, clipping, normalisation, KL, off-policy correction, filters."""
 
-    loss_type: Literal["token_mean", "seq_mean", "dr_grpo"] = "token_mean"
+    advantage: Literal["outcome", "dense"] = Field(
+        "outcome", description="outcome: one scalar per episode (the papers); dense: plus per-step advantages")
     scale_rewards: Literal["group", "batch", "none"] = Field("group", description="std normalisation of advantages")
+    step_normalise: Literal["pooled", "per_index"] = Field("pooled", description="dense: how step rewards are centred")
+    step_reward_to_go: bool = Field(False, description="dense: discounted reward-to-go over later steps")
+    step_gamma: float = Field(1.0, ge=0.0, le=1.0)
+    step_advantage_coef: float = Field(1.0, ge=0.0, description="dense: weight of step advantages on step tokens")
+    ppo_epochs: int = Field(1, gt=0, description="mu: passes over each step's episodes")
+    loss_type: Literal["token_mean", "seq_mean", "dr_grpo"] = "token_mean"
+    ratio_level: Literal["token", "sequence"] = Field("token", description="sequence: GSPO's sequence ratio")
     clip_low: float = Field(0.2, gt=0.0, lt=1.0)
     clip_high: float = Field(0.28, gt=0.0)
+    dual_clip: float | None = Field(None, gt=1.0, description="dual-clip constant c (> 1) for negative advantages")
     kl_coef: float = Field(0.0, ge=0.0)
-    step_advantage_coef: float = Field(1.0, ge=0.0, description="weight of dense step advantages on step tokens")
-    importance_sampling: Literal["none", "truncated"] = "truncated"
+    kl_estimator: Literal["k1", "k3"] = "k3"
+    importance_sampling: Literal["none", "truncated", "masked"] = Field(
+        "truncated", description="correction between the engine's and the trainer's logprobs")
+    importance_sampling_level: Literal["token", "sequence"] = "token"
     importance_sampling_cap: float = Field(2.0, gt=1.0)
-    filter_all_equal_groups: bool = True
+    filter_all_equal_groups: bool = Field(True, description="drop groups whose rewards are all equal (DAPO)")
+    max_refill_rounds: int = Field(2, ge=0, description="extra rollout rounds to refill filtered groups")
     mask_truncated: bool = Field(False, description="drop episodes that hit a limit from the loss (Mini-o3)")
+    max_failed_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="stop when more episodes than this failed (engine, sandbox, judge) in a step")
+    logprob_chunk_size: int = Field(1024, gt=0, description="positions per chunk of the trainer's logprob pass")
 
     @model_validator(mode="after")
     def _consistent(self) -> GRPOConfig:
@@ -81,19 +107,31 @@ class GRPOConfig(StrictModel):
 
 
 class RLDataConfig(StrictModel):
-    """Task JSONL files (data.Task rows)."""
+    """Task JSONL files (data.Task rows), read with file:line validation."""
 
     train_files: list[str] = Field(..., min_length=1)
     eval_files: list[str] = Field(default_factory=list)
 
 
 class RLTrainConfig(StrictModel):
-    """Step geometry: each step samples prompts_per_step tasks x num_generations episodes."""
+    """Step geometry and what is kept."""
 
     steps: int = Field(200, gt=0)
-    prompts_per_step: int = Field(64, gt=0)
-    updates_per_step: int = Field(1, gt=0, description="optimizer steps (mini-batches) per rollout batch")
-    per_device_micro_batch_size: int = Field(1, gt=0)
+    prompts_per_step: int = Field(64, gt=0, description="tasks per step, over all processes")
+    updates_per_step: int = Field(1, gt=0, description="optimizer steps (mini-batches) per pass over a step")
+    max_tokens_per_microbatch: int = Field(16384, gt=0, description="padded tokens after image expansion")
+    save_rollouts_every: int = Field(1, ge=0, description="write rollouts/step_XXXXXX.jsonl every N steps (0: never)")
+    resume: Literal["auto", "never"] | str = Field("auto", description="auto: newest complete checkpoint")
+    merge_lora: bool = True
+    progress_bar: bool = True
+
+
+class MonitorConfig(StrictModel):
+    """Tool-use collapse alarm: the tool-call rate is compared with its mean over the first `baseline_steps`."""
+
+    baseline_steps: int = Field(5, gt=0)
+    collapse_fraction: float = Field(0.25, ge=0.0, le=1.0, description="alarm below this share of the baseline")
+    stop_on_collapse: bool = False
 
 
 class RLConfig(StrictModel):
@@ -106,6 +144,7 @@ class RLConfig(StrictModel):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     algo: GRPOConfig = Field(default_factory=GRPOConfig)
     train: RLTrainConfig = Field(default_factory=RLTrainConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     rewards: str = Field(..., description="reward set YAML, e.g. configs/rewards/codevision.yaml")
 
     @field_validator("rewards")
@@ -119,9 +158,16 @@ class RLConfig(StrictModel):
     @model_validator(mode="after")
     def _batch_geometry(self) -> RLConfig:
         episodes = self.train.prompts_per_step * self.rollout.num_generations
-        if episodes % self.train.updates_per_step:
+        if episodes < self.train.updates_per_step:
             raise ValueError(
-                f"train.prompts_per_step * rollout.num_generations = {episodes} episodes per step is not divisible by "
-                f"train.updates_per_step ({self.train.updates_per_step}); change one of them"
+                f"train.prompts_per_step * rollout.num_generations = {episodes} episodes per step cannot fill "
+                f"train.updates_per_step ({self.train.updates_per_step}) mini-batches; lower updates_per_step"
+            )
+        # The HF engine's logprobs are taken before top-p/top-k truncation, like the trainer's; vLLM's after.
+        if self.rollout.engine != "hf" and (self.rollout.top_p < 1.0 or self.rollout.top_k > 0):
+            raise ValueError(
+                f"rollout.engine={self.rollout.engine} reports logprobs after top-p/top-k truncation, but the trainer "
+                "computes them over the full vocabulary, so the importance ratio would be biased; use top_p=1 and "
+                "top_k=0 for RL with vLLM"
             )
         return self
