@@ -135,15 +135,28 @@ def _logprob_forward(hf: Any, request: dict[str, Any], kwargs: dict[str, Any]) -
     select = positions[:, 1:]  # hidden state t - 1 predicts token t
     h = hidden[:, :-1][select]
     targets = input_ids[:, 1:].to(hidden.device)[select]
-    with _gathered(head.weight, head.bias):
-        logp, ent = _ChunkedLogprobs.apply(h, head.weight, head.bias, targets, request["temperature"],
-                                           request["chunk_size"], request["with_entropy"])
+    logp, ent = chunked_logprobs(h, head.weight, head.bias, targets, temperature=request["temperature"],
+                                 chunk_size=request["chunk_size"], with_entropy=request["with_entropy"])
     # masked_scatter keeps the result attached to the graph even when no position is selected
     out_lp = torch.zeros(positions.shape, dtype=torch.float32, device=hidden.device).masked_scatter(positions, logp)
     out_ent = None
     if ent is not None:
         out_ent = torch.zeros(positions.shape, dtype=torch.float32, device=hidden.device).masked_scatter(positions, ent)
     return {"logprobs": out_lp, "entropy": out_ent}
+
+
+def chunked_logprobs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, *,
+                     temperature: float = 1.0, chunk_size: int = 1024,
+                     with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Float32 logprobs (N,) of `targets` (N,) under log_softmax((hidden @ weight.T + bias) / temperature), and the
+    entropies (N,) when `with_entropy` (else None), for hidden states `hidden` (N, H) and an LM head `weight`
+    (V, H): the building block of `token_logprobs`, differentiable with respect to hidden, weight and bias, never
+    holding more than `chunk_size` rows of logits. ZeRO-3-partitioned weights are gathered around the reads."""
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
+    with _gathered(weight, bias):
+        return _ChunkedLogprobs.apply(hidden, weight, bias, targets, float(temperature), int(chunk_size),
+                                      bool(with_entropy))
 
 
 def _gathered(*params: torch.Tensor | None) -> AbstractContextManager[Any]:
@@ -192,8 +205,10 @@ class _ChunkedLogprobs(torch.autograd.Function):
                     z.div_(temperature)
                 lse[s:e] = torch.logsumexp(z, dim=-1)
                 logp[s:e] = z.gather(1, targets[s:e, None]).squeeze(1) - lse[s:e]
-                if ent is not None:
-                    ent[s:e] = lse[s:e] - (torch.softmax(z, dim=-1) * z).sum(-1)
+                if ent is not None:  # H = lse - sum_v p_v z_v, with one more (chunk, V) buffer at most
+                    p = (z - lse[s:e, None]).exp_()
+                    ent[s:e] = lse[s:e] - p.mul_(z).sum(-1)
+                    del p
                 del z
         ctx.save_for_backward(hidden, weight, bias, targets, lse, lse if ent is None else ent)
         ctx.temperature, ctx.chunk, ctx.cdtype, ctx.with_entropy = temperature, chunk, cdtype, with_entropy
@@ -220,33 +235,43 @@ class _ChunkedLogprobs(torch.autograd.Function):
             for s in range(0, n, chunk):
                 e = min(s + chunk, n)
                 h = hidden[s:e].to(cdtype)
-                z = torch.nn.functional.linear(h, w, b).float()
-                if t != 1.0:
-                    z.div_(t)
-                logp_v = z.sub_(lse[s:e, None])  # log p over the vocabulary, in place
-                p = logp_v.exp()
-                if g_ent is not None:
-                    # -p * (log p + H) * g_ent - p * g_logp  (+ g_logp on the target, below)
-                    coef = logp_v.add_(ent[s:e, None]).mul_(-g_ent[s:e, None])
-                    if g_logp is not None:
-                        coef.sub_(g_logp[s:e, None])
-                    gz = coef.mul_(p)
-                    del p
-                else:
-                    gz = p.mul_(-g_logp[s:e, None])
-                    del logp_v
-                if g_logp is not None:
-                    rows = torch.arange(e - s, device=gz.device)
-                    gz[rows, targets[s:e]] += g_logp[s:e].float()
-                if t != 1.0:
-                    gz.div_(t)
+                gz = _logit_grad(torch.nn.functional.linear(h, w, b), t, lse[s:e], ent[s:e], targets[s:e],
+                                 None if g_logp is None else g_logp[s:e], None if g_ent is None else g_ent[s:e])
                 gz = gz.to(cdtype)
                 if grad_h is not None:
                     grad_h[s:e] = (gz @ w).to(hidden.dtype)
                 if grad_w is not None:
-                    grad_w.add_(gz.t() @ h)
+                    if gz.dtype == grad_w.dtype:
+                        grad_w.addmm_(gz.t(), h)  # in place: no (V, H) temporary
+                    else:
+                        grad_w.add_(gz.t() @ h)
                 if grad_b is not None:
                     grad_b.add_(gz.float().sum(0))
-                del z, gz
+                del gz
         return (grad_h, None if grad_w is None else grad_w.to(weight.dtype),
                 None if grad_b is None else grad_b.to(bias.dtype), None, None, None, None)
+
+
+def _logit_grad(z: torch.Tensor, temperature: float, lse: torch.Tensor, ent: torch.Tensor, targets: torch.Tensor,
+                g_logp: torch.Tensor | None, g_ent: torch.Tensor | None) -> torch.Tensor:
+    """d(sum g_logp * logp + g_ent * H) / d(raw logits) for one chunk, computed in place in the fp32 copy of `z`
+    with one more (chunk, V) buffer (a function of its own so that both buffers are freed before the next chunk)."""
+    z = z.float()
+    if temperature != 1.0:
+        z.div_(temperature)
+    logp_v = z.sub_(lse[:, None])  # log p over the vocabulary
+    p = logp_v.exp()
+    if g_ent is not None:
+        # -p * (log p + H) * g_ent - p * g_logp  (+ g_logp on the target, below)
+        grad = logp_v.add_(ent[:, None]).mul_(-g_ent[:, None])
+        if g_logp is not None:
+            grad.sub_(g_logp[:, None])
+        grad.mul_(p)
+    else:
+        assert g_logp is not None
+        grad = p.mul_(-g_logp[:, None])
+    if g_logp is not None:
+        grad[torch.arange(grad.shape[0], device=grad.device), targets] += g_logp.float()
+    if temperature != 1.0:
+        grad.div_(temperature)
+    return grad

@@ -14,7 +14,7 @@ import torch
 from rollout.expand import trainer_inputs
 from rollout.render import ChatRenderer
 from train.config.model import LoraConfig, ModelConfig
-from train.logprobs import FORWARD_KEYS, install_logprob_forward, token_logprobs
+from train.logprobs import FORWARD_KEYS, chunked_logprobs, install_logprob_forward, token_logprobs
 from train.model.loading import load_model
 from train.model.tiny import ARCHS, build_tiny_model
 
@@ -193,3 +193,58 @@ def test_bad_arguments_are_clear_errors(tiny_dir: Path) -> None:
         token_logprobs(model, inputs, loss_mask=inputs["loss_mask"][:, :-1])
     with pytest.raises(TypeError, match="no transformers model"):
         token_logprobs(torch.nn.Linear(2, 2), inputs)
+
+
+def _naive_rows(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+                temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    logp = torch.log_softmax(torch.nn.functional.linear(hidden, weight, bias).float() / temperature, dim=-1)
+    return logp.gather(1, targets[:, None]).squeeze(1), -(logp.exp() * logp).sum(-1)
+
+
+@pytest.mark.parametrize("objective", ["both", "logprobs", "entropy"])
+def test_chunked_rows_with_bias_temperature_and_a_ragged_last_chunk(objective: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(23, 16, generator=g, dtype=torch.float64)
+    weight = torch.randn(50, 16, generator=g, dtype=torch.float64)
+    bias = torch.randn(50, generator=g, dtype=torch.float64)
+    targets = torch.randint(0, 50, (23,), generator=g)
+    coef = torch.randn(23, generator=g, dtype=torch.float64)
+    grads = []
+    for fn in ("chunked", "naive"):
+        leaves = [x.clone().requires_grad_(True) for x in (hidden, weight, bias)]
+        if fn == "chunked":
+            lp, ent = chunked_logprobs(*leaves, targets, temperature=1.3, chunk_size=5, with_entropy=True)
+        else:
+            lp, ent = _naive_rows(*leaves, targets, 1.3)
+        loss = {"both": (lp * coef).sum() + (ent * coef.flip(0)).sum(), "logprobs": (lp * coef).sum(),
+                "entropy": (ent * coef).sum()}[objective]
+        loss.backward()
+        grads.append((lp.detach(), ent.detach(), [x.grad for x in leaves]))
+    (lp_c, ent_c, g_c), (lp_n, ent_n, g_n) = grads
+    # both compute the log-softmax in fp32 (as the engines do); entropy is summed in another order: 1e-5
+    torch.testing.assert_close(lp_c, lp_n, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent_c, ent_n, atol=1e-5, rtol=0)
+    for a, b in zip(g_c, g_n, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_chunked_rows_in_bfloat16_and_under_autocast_match_the_same_precision_computation() -> None:
+    g = torch.Generator().manual_seed(1)
+    hidden = torch.randn(19, 32, generator=g)
+    weight = torch.randn(64, 32, generator=g) / 4
+    targets = torch.randint(0, 64, (19,), generator=g)
+    # bf16 weights: logits in bf16, upcast to fp32 (what the full computation with a bf16 model does)
+    lp, _ = chunked_logprobs(hidden.bfloat16(), weight.bfloat16(), None, targets, chunk_size=4)
+    ref, _ = _naive_rows(hidden.bfloat16(), weight.bfloat16(), None, targets, 1.0)
+    torch.testing.assert_close(lp, ref, atol=1e-5, rtol=0)
+    w = weight.bfloat16().requires_grad_(True)
+    chunked_logprobs(hidden.bfloat16(), w, None, targets, chunk_size=4)[0].sum().backward()
+    assert w.grad is not None and w.grad.dtype == torch.bfloat16
+    w_ref = weight.bfloat16().requires_grad_(True)
+    _naive_rows(hidden.bfloat16(), w_ref, None, targets, 1.0)[0].sum().backward()
+    torch.testing.assert_close(w.grad.float(), w_ref.grad.float(), atol=2e-2, rtol=2e-2)
+    # fp32 weights under bf16 autocast: the projection runs in bf16 like the head module would
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lp_auto, _ = chunked_logprobs(hidden, weight, None, targets, chunk_size=4)
+        ref_auto = torch.log_softmax(torch.nn.functional.linear(hidden, weight).float(), -1)
+    torch.testing.assert_close(lp_auto, ref_auto.gather(1, targets[:, None]).squeeze(1), atol=1e-5, rtol=0)
