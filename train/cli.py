@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("train.commands.config", "resolve a run config (YAML + dotted overrides) and print it"),
     "data": ("train.commands.data", "synthesise, convert, validate, curate and summarise training data"),
     "sft": ("train.commands.sft", "stage 1: supervised fine-tuning on code-as-tool trajectories (TRL)"),
+    "rl": ("train.commands.rl", "stage 2: GRPO with outcome or dense tool-aware advantages, rollouts in the sandbox"),
     "infer": ("train.commands.infer", "run any model as a code-writing agent on an image (PyVision-style)"),
     "sandbox": ("train.commands.sandbox", "run a Python file in a sandbox session; print the result and layers"),
     "rescore": ("train.commands.rescore", "re-score saved trajectories under another reward set and print the table"),
