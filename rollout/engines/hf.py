@@ -52,7 +52,14 @@ def special_token_ids(tokenizer: Any, names: Sequence[str]) -> list[int]:
 
 
 class HFEngine(TokenEngine):
+    """Generation with the trainer's own module (module docstring). It shares the policy's weights, so weight
+    sync copies nothing: the trainer calls `weights_updated()` after each optimizer step (what
+    `train.weight_sync.push_weights` does for this engine), and every output carries the `weights_version` it was
+    sampled with."""
+
     name = "hf"
+    logprobs_after_truncation = False  # log_softmax(raw logits / T) over the full vocabulary (module docstring)
+    weight_sync = "shared"
 
     def __init__(self, model: Any, processor: Any, *, max_batch_size: int = 16, wait_s: float = 0.002,
                  banned_tokens: Sequence[str] = BANNED_TOKENS) -> None:
@@ -71,6 +78,7 @@ class HFEngine(TokenEngine):
             eos.add(int(tok.eos_token_id))
         self.eos_ids = sorted(eos)
         self.pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0])
+        self.weights_version = 0
         self._batcher: MicroBatcher[_Request, GenerateOutput] = MicroBatcher(
             self._run_batch, max_batch_size=max_batch_size, wait_s=wait_s, name="hf")
 
@@ -85,7 +93,7 @@ class HFEngine(TokenEngine):
     @property
     def stats(self) -> dict[str, int]:
         return {"batches": self._batcher.batches, "requests": self._batcher.requests,
-                "episodes_in_flight": self._batcher.in_flight}
+                "episodes_in_flight": self._batcher.in_flight, "weights_version": self.weights_version}
 
     async def generate(self, prompt_ids: list[int], images: list[np.ndarray], sampling: SamplingParams) -> GenerateOutput:
         return await self._batcher.submit(_Request(list(prompt_ids), list(images), sampling))
@@ -120,6 +128,8 @@ class HFEngine(TokenEngine):
         from transformers import GenerationConfig, LogitsProcessorList
 
         from rollout.engines.hf_sampler import PerRowSampler
+
+        version = self.weights_version  # read before generating: the weights this batch is sampled with
 
         device = next(self.model.parameters()).device
         expanded = [expand_sequence(r.prompt_ids, r.images, self._processor) for r in reqs]
@@ -173,7 +183,8 @@ class HFEngine(TokenEngine):
             lps = picked[i, :cut].tolist()
             text = self._text(ids, r.sampling.stop)
             results.append(GenerateOutput(token_ids=ids, logprobs=lps, finish_reason=finish, text=text,
-                                          stop_reason=reason))
+                                          stop_reason=reason,
+                                          metadata={"engine": self.name, "weights_version": version}))
         return results
 
     def _decode(self, ids: Sequence[int]) -> str:

@@ -176,6 +176,8 @@ class VLLMServerEngine(TokenEngine):
     """A `TokenEngine` over a `vllm serve` process (see the module docstring)."""
 
     name = "vllm_server"
+    logprobs_after_truncation = True  # the server runs with --logprobs-mode processed_logprobs
+    weight_sync = "main_process"
 
     def __init__(self, base_url: str, processor: Any, *, model: str | None = None, timeout_s: float = 900.0,
                  connect_timeout_s: float = 10.0, max_retries: int = 3, backoff_base_s: float = 1.0,
