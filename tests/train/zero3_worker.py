@@ -1,10 +1,10 @@
 """Worker for tests/train/test_weight_sync.py: `hf_weights` on a model really partitioned by DeepSpeed ZeRO-3.
 
-Runs in its own process (DeepSpeed and torch.distributed keep global state): one rank, gloo, DeepSpeed's CPU
-accelerator. The model is the offline tiny Qwen-VL with a LoRA adapter whose B matrices are made non-zero, so the
+Runs in its own process (DeepSpeed and torch.distributed keep global state): one rank; on "cpu", gloo and
+DeepSpeed's CPU accelerator; on "cuda", NCCL and the CUDA accelerator (tests/train/test_weight_sync_gpu.py). The model is the offline tiny Qwen-VL with a LoRA adapter whose B matrices are made non-zero, so the
 merge matters. The reference is PEFT's own `merge_and_unload` of an unpartitioned copy. Prints one JSON line.
 
-    python tests/train/zero3_worker.py MODEL_DIR PORT
+    python tests/train/zero3_worker.py MODEL_DIR PORT [cpu|cuda]
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import os
 import sys
 
 
-def main(model_dir: str, port: str) -> None:
-    os.environ.update(DS_ACCELERATOR="cpu", MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK="0", LOCAL_RANK="0",
+def main(model_dir: str, port: str, device: str = "cpu") -> None:
+    os.environ.update(DS_ACCELERATOR=device, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK="0", LOCAL_RANK="0",
                       WORLD_SIZE="1")
     import deepspeed
     import deepspeed.ops
@@ -24,7 +24,9 @@ def main(model_dir: str, port: str) -> None:
     from deepspeed.accelerator import get_accelerator
     from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
 
-    torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+    if device == "cuda":
+        torch.cuda.set_device(0)
+    torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo", rank=0, world_size=1)
     # DeepSpeed's CPU accelerator would JIT-compile a shared-memory allreduce (~45 s, once per machine) that a
     # one-process gather never uses.
     builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
@@ -60,22 +62,25 @@ def main(model_dir: str, port: str) -> None:
     pushed: dict[str, torch.Tensor] = {}
     order: list[str] = []
     most_available = 0
+    device_seen: list[str] = []
     for name, tensor in hf_weights(engine):  # the DeepSpeed engine itself: `module.` unwrapped
         most_available = max(most_available, available())
-        pushed[name] = tensor.detach().clone()
+        device_seen.append(str(tensor.device))
+        pushed[name] = tensor.detach().cpu().clone()
         order.append(name)
     after = available()
     meta = weight_metadata(engine)
-    diffs = {n: float((pushed[n] - reference[n]).abs().max()) for n in reference if n in pushed}
+    diffs = {n: float((pushed[n].cpu() - reference[n].cpu()).abs().max()) for n in reference if n in pushed}
     print(json.dumps({
         "params": len(params), "partitioned": partitioned, "most_available": most_available, "after": after,
         "pushed": order, "reference": list(reference), "max_diff": max(diffs.values()) if diffs else None,
         "meta_matches": meta == [(n, str(pushed[n].dtype).removeprefix("torch."), list(pushed[n].shape))
                                  for n in order],
-        "merge_effect": merge_effect,
+        "merge_effect": merge_effect, "device": str(next(iter(pushed.values())).device) if pushed else None,
+        "source_device": device_seen[0] if device_seen else None,
     }))
 
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])
