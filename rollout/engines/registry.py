@@ -19,10 +19,12 @@ Constructor arguments are the engines' own, explicit and documented in each clas
 - vllm_colocate: `VLLMColocateEngine(model, *, processor=None, tensor_parallel_size=1, gpu_memory_utilization=0.3,
   max_model_len=None, max_images_per_prompt=16, enable_sleep_mode=True, seed=0, dtype="auto", max_num_seqs=None,
   max_num_batched_tokens=None, enable_prefix_caching=True, enforce_eager=False, mm_processor_kwargs=None,
-  max_batch_size=256, wait_s=0.005, banned_tokens=..., check_image_tokens=True, llm_kwargs=None)`
+  max_batch_size=256, wait_s=0.005, banned_tokens=..., check_image_tokens=True, llm_kwargs=None, device_index=None,
+  vllm_module=None)`
 - vllm_server: `VLLMServerEngine(base_url, processor, *, model=None, timeout_s=900, connect_timeout_s=10,
   max_retries=3, backoff_base_s=1, backoff_max_s=30, max_concurrency=512, seed=0, banned_tokens=..., extra_eos=(),
-  check_image_tokens=True, feature_cache_mb=2048, group_port=51216, server_wait_s=240)`
+  check_image_tokens=True, feature_cache_mb=2048, group_port=51216, server_wait_s=240,
+  image_transport="content_parts")`
 - openai: `OpenAIChatEngine(model, *, base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY",
   max_concurrency=16, timeout_s=300, connect_timeout_s=10, max_retries=5, backoff_base_s=1, backoff_max_s=60,
   max_tokens_field="auto", image_detail=None, omit_params=(), extra_body=None, headers=None)`

@@ -5,7 +5,8 @@
                                 max_model_len=16384, enable_sleep_mode=True)
     engine.sleep()                                        # free the GPU for the optimizer step
     ...
-    engine.update_weights(named_tensors)                  # after each optimizer step (wakes the weights first)
+    push_weights(model, engine)                           # after each optimizer step (train.weight_sync; wakes
+                                                          # the weights first, then engine.update_weights(...))
     engine.wake_up()                                      # before rollouts (generate also wakes what sleeps)
     trajectories = await run_episodes(tasks, engine, ...)
 

@@ -23,7 +23,8 @@ the trainer's processor: the engine checks that server and processor agree on ev
     engine = VLLMServerEngine("http://gpu-node:8000", processor)
     trajectories = await run_episodes(tasks, engine, ...)
     engine.init_weight_sync(device=accelerator.device)     # main process only, once
-    engine.update_weights(named_tensors)                   # main process, after each optimizer step
+    push_weights(model, engine, accelerator=accelerator)   # every rank, after each optimizer step (train.weight_sync:
+                                                           # the main process streams, the others join ZeRO-3 gathers)
 
 Generation path: `/inference/v1/generate` (vLLM 0.31, `--enable-scale-out`), token ids in, token ids and logprobs
 out. Two ways to send the images (`image_transport`):
