@@ -8,7 +8,9 @@ and environment plumbing (node rank, process counts, GPU split, overrides passed
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,11 +56,13 @@ def test_rl_server_starts_the_server_on_its_gpus_then_the_trainer_on_the_others(
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "calls.log"
-    port = 18000 + os.getpid() % 1000
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     # a `vllm serve` stand-in: records its arguments, then answers /health until killed
-    vllm = _exe(bin_dir / "vllm", f'{{ echo "CVD=$CUDA_VISIBLE_DEVICES DEV=$VLLM_SERVER_DEV_MODE"; printf "%s\\n" "$@"; '
-                                  f'echo ---; }} >> {log}\n'
-                                  f'exec python3 -m http.server {port} --bind 127.0.0.1 '
+    vllm = _exe(bin_dir / "vllm", f'{{ echo "CVD=$CUDA_VISIBLE_DEVICES DEV=$VLLM_SERVER_DEV_MODE"; '
+                                  f'printf "%s\\n" "$@"; echo ---; }} >> {log}\n'
+                                  f'exec {sys.executable} -m http.server {port} --bind 127.0.0.1 '
                                   f'--directory {tmp_path / "www"} > /dev/null 2>&1\n')
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "health").write_text("ok")

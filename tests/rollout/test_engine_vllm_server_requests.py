@@ -44,7 +44,8 @@ def _decode_png(url: str) -> np.ndarray:
 
 def test_request_body_with_content_parts_keeps_the_ids_unexpanded(processor: Any) -> None:
     prompt = _prompt(processor)
-    parts = [image_content_part("data:image/png;base64,AAAA", "k0"), image_content_part("data:image/png;base64,BB", "k1")]
+    parts = [image_content_part("data:image/png;base64,AAAA", "k0"),
+             image_content_part("data:image/png;base64,BB", "k1")]
     body = generate_request_body("m", prompt, None, {"temperature": 1.0, "logit_bias": {5: -100.0}}, "r1",
                                  content_parts=parts)
     assert body["token_ids"] == prompt and "features" not in body

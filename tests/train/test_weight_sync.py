@@ -73,7 +73,8 @@ def test_plain_model_pushes_every_parameter_once_under_its_hf_name_without_copie
 
 def test_clean_name_strips_wrapper_prefixes() -> None:
     assert clean_name("module.module.model.language_model.norm.weight") == "model.language_model.norm.weight"
-    assert clean_name("model.layers.0._checkpoint_wrapped_module.mlp.up_proj.weight") == "model.layers.0.mlp.up_proj.weight"
+    wrapped = "model.layers.0._checkpoint_wrapped_module.mlp.up_proj.weight"
+    assert clean_name(wrapped) == "model.layers.0.mlp.up_proj.weight"
     assert clean_name("_orig_mod.lm_head.weight") == "lm_head.weight"
 
 

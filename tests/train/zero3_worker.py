@@ -48,7 +48,8 @@ def main(model_dir: str, port: str, device: str = "cpu") -> None:
     base_q = "base_model.model.model.language_model.layers.0.self_attn.q_proj.base_layer.weight"
     base_q_weight = dict(model.named_parameters())[base_q].detach().clone()
     reference = {n: p.detach().clone() for n, p in copy.deepcopy(model).merge_and_unload().named_parameters()}
-    merge_effect = float((reference["model.language_model.layers.0.self_attn.q_proj.weight"] - base_q_weight).abs().max())
+    merged_q = reference["model.language_model.layers.0.self_attn.q_proj.weight"]
+    merge_effect = float((merged_q - base_q_weight).abs().max())
 
     config = {"train_micro_batch_size_per_gpu": 1,
               "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}}
