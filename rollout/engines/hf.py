@@ -4,8 +4,9 @@
     engine = HFEngine(model, processor)
     out = await engine.generate(prompt_ids, images, SamplingParams(max_new_tokens=256, stop=("</code>",)))
 
-Concurrent requests are batched (`MicroBatcher`): left padding, one `model.generate` per batch in a worker thread,
-so the event loop keeps running sandbox work meanwhile. Prompts arrive unexpanded and are expanded here with the
+Concurrent requests are batched (`MicroBatcher`): left padding, one `model.generate` per batch on the engine's
+own thread (bound to the model's CUDA device: `rollout.engines.device_thread`), so the event loop keeps running
+sandbox work meanwhile. Prompts arrive unexpanded and are expanded here with the
 model's own image processor (`rollout.expand`). Image/video placeholder and vision-boundary tokens are suppressed
 so the policy can never sample them (REFERENCE.md section 2). Logprobs are `log_softmax(logits / temperature)` of
 the sampled token over the full vocabulary, before top-p/top-k truncation and token suppression: the same
@@ -26,6 +27,7 @@ import numpy as np
 
 from rollout.engines.base import EngineError, GenerateOutput, SamplingParams, TokenEngine, cut_at_stop
 from rollout.engines.batcher import MicroBatcher
+from rollout.engines.device_thread import DeviceThread
 from rollout.expand import expand_sequence
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ class _Request:
     prompt_ids: list[int]
     images: list[Any]
     sampling: SamplingParams
+
+
+def _no_binding(index: int) -> None:
+    """A CPU model's engine thread needs no device."""
 
 
 def special_token_ids(tokenizer: Any, names: Sequence[str]) -> list[int]:
@@ -79,8 +85,16 @@ class HFEngine(TokenEngine):
         self.eos_ids = sorted(eos)
         self.pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0])
         self.weights_version = 0
+        # Batches run on one thread bound to the model's CUDA device (the device is per thread: a pool thread
+        # would default to cuda:0 on every rank); on CPU the binding is a no-op.
+        device = next(model.parameters()).device
+        if device.type == "cuda":
+            self._thread = DeviceThread(device.index if device.index is not None else 0, name="hf-engine")
+        else:
+            self._thread = DeviceThread(0, bind=_no_binding, name="hf-engine")
         self._batcher: MicroBatcher[_Request, GenerateOutput] = MicroBatcher(
-            self._run_batch, max_batch_size=max_batch_size, wait_s=wait_s, name="hf")
+            self._run_batch, max_batch_size=max_batch_size, wait_s=wait_s, name="hf",
+            executor=self._thread.executor)
 
     @property
     def tokenizer(self) -> Any:
