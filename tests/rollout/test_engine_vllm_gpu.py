@@ -90,6 +90,7 @@ def colocated(tiny: Path, hf: tuple[Any, Any]) -> Iterator[Any]:
                                 enforce_eager=True, dtype=DTYPE, enable_sleep_mode=True, llm_kwargs=LLM_KWARGS)
     yield engine
     asyncio.run(engine.aclose())
+    engine.close()
 
 
 def test_colocated_generation_with_images(colocated: Any, hf: tuple[Any, Any]) -> None:
