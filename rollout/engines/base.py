@@ -218,10 +218,12 @@ Engine = TokenEngine | ChatEngine
 
 def trainer_logprob_mismatch(engine: Any, sampling: SamplingParams) -> str | None:
     """Why `engine`'s logprobs under `sampling` are not the trainer's full-vocabulary `log_softmax(logits / T)`
-    (module docstring, "Logprobs"), or None when they are. The RL trainer refuses the run when this is not None."""
+    (module docstring, "Logprobs"), or None when they are. The RL trainer refuses the run when this is not None.
+    `engine` is an engine (or its class), or its `rollout.engines.registry.EngineSpec` (no import needed: what a
+    config validator can use)."""
     if not sampling.truncated or not getattr(engine, "logprobs_after_truncation", False):
         return None
-    name = getattr(engine, "name", type(engine).__name__)
+    name = getattr(engine, "name", None) or getattr(engine, "kind", None) or type(engine).__name__
     return (f"the {name} engine reports logprobs after top-k/top-p truncation (top_p={sampling.top_p}, "
             f"top_k={sampling.top_k}), but the trainer computes log_softmax(logits / T) over the full vocabulary: "
             "the importance ratio would be wrong from the first step. Set top_p: 1.0 and top_k: 0 for RL with "

@@ -1,8 +1,10 @@
 """Generation engines by name, constructed lazily (importing this imports no engine, torch or vLLM).
 
     from rollout.engines.registry import ENGINE_KINDS, create_engine, engine_spec
+    from rollout.engines.base import SamplingParams, trainer_logprob_mismatch
     engine = create_engine("vllm_server", base_url="http://gpu-node:8000", processor=processor)
     engine_spec("openai").token_level   # False: message level, not usable for RL
+    trainer_logprob_mismatch(engine_spec("vllm_colocate"), sampling)   # config-time check, nothing imported
 
 | kind            | class (module:Class)                             | level   | for                                       |
 | --------------- | ------------------------------------------------ | ------- | ----------------------------------------- |
@@ -45,6 +47,9 @@ class EngineSpec:
     target: str  # "module:Class"
     token_level: bool  # token ids + logprobs (usable for RL) or message level
     purpose: str
+    # the engine class's own `logprobs_after_truncation` (rollout.engines.base, "Logprobs"), readable without
+    # importing the engine (configs load without torch); tests check the two agree
+    logprobs_after_truncation: bool = False
 
     def load(self) -> type:
         """The engine class (imports its module)."""
@@ -55,9 +60,10 @@ class EngineSpec:
 ENGINE_SPECS: dict[str, EngineSpec] = {s.kind: s for s in (
     EngineSpec("hf", "rollout.engines.hf:HFEngine", True, "Hugging Face transformers; tests, demo, small runs"),
     EngineSpec("vllm_colocate", "rollout.engines.vllm_colocate:VLLMColocateEngine", True,
-               "vLLM inside the training ranks (sleep/wake, in-process weight sync)"),
+               "vLLM inside the training ranks (sleep/wake, in-process weight sync)", logprobs_after_truncation=True),
     EngineSpec("vllm_server", "rollout.engines.vllm_server:VLLMServerEngine", True,
-               "a `vllm serve` process on its own GPUs (HTTP generation, NCCL weight sync)"),
+               "a `vllm serve` process on its own GPUs (HTTP generation, NCCL weight sync)",
+               logprobs_after_truncation=True),
     EngineSpec("openai", "rollout.engines.openai_chat:OpenAIChatEngine", False,
                "any OpenAI-compatible chat API: API models, teacher trajectories (not for RL)"),
     EngineSpec("scripted", "rollout.scripted:ScriptedPolicy", False, "replays fixed assistant turns (oracle data)"),

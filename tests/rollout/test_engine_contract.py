@@ -62,6 +62,7 @@ def test_every_token_engine_states_its_logprob_semantics_and_weight_sync() -> No
         cls = ENGINE_SPECS[kind].load()
         assert issubclass(cls, TokenEngine)
         assert (cls.logprobs_after_truncation, cls.weight_sync) == (after, sync), kind
+        assert ENGINE_SPECS[kind].logprobs_after_truncation is after  # the import-free copy agrees
     for spec in ENGINE_SPECS.values():
         cls = spec.load()
         if spec.token_level:
@@ -78,3 +79,6 @@ def test_trainer_refuses_truncation_only_with_engines_that_score_after_it() -> N
     assert trainer_logprob_mismatch(vllm_like, SamplingParams()) is None  # top_p=1, top_k=0: the same quantity
     assert trainer_logprob_mismatch(hf, truncated) is None  # HF scores before truncation, as the trainer does
     assert trainer_logprob_mismatch(vllm_like, SamplingParams(temperature=0, top_p=0.5)) is None
+    spec_msg = trainer_logprob_mismatch(ENGINE_SPECS["vllm_server"], truncated)  # from the registry, nothing imported
+    assert spec_msg is not None and "vllm_server engine" in spec_msg
+    assert trainer_logprob_mismatch(ENGINE_SPECS["hf"], truncated) is None
