@@ -8,6 +8,8 @@ from rollout.engines.base import (
     SamplingParams,
     TokenEngine,
     cut_at_stop,
+    trainer_logprob_mismatch,
 )
 
-__all__ = ["ChatEngine", "ChatOutput", "EngineError", "GenerateOutput", "SamplingParams", "TokenEngine", "cut_at_stop"]
+__all__ = ["ChatEngine", "ChatOutput", "EngineError", "GenerateOutput", "SamplingParams", "TokenEngine", "cut_at_stop",
+           "trainer_logprob_mismatch"]

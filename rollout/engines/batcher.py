@@ -4,7 +4,10 @@ Episodes call the engine one request at a time from their own asyncio tasks. A `
 requests, and a single worker task takes whatever is waiting (up to `max_batch_size`, after waiting `wait_s` for
 stragglers), runs the backend's blocking batch function in a thread, and resolves each caller's future. The event
 loop stays free while a batch runs, so episodes that are executing code in the sandbox keep going: that overlap is
-what the concurrent episode loop is for. One batch runs at a time (one model on one device).
+what the concurrent episode loop is for. One batch runs at a time (one model on one device). By default the
+batch runs in a thread of asyncio's default pool (`asyncio.to_thread`); an engine whose backend must always be
+called from the same thread (the colocated vLLM engine: CUDA device and stream are per thread) passes its own
+one-worker `executor` (`rollout.engines.device_thread.DeviceThread`).
 
 When to launch a batch. A static-batching backend (`model.generate`, `vllm.LLM.generate`) cannot take requests
 into a batch that is already running: a request that misses the batch waits for it to finish and then pays a whole
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Generic, TypeVar
 
 Req = TypeVar("Req")
@@ -32,7 +36,7 @@ Out = TypeVar("Out")
 class MicroBatcher(Generic[Req, Out]):
     def __init__(self, run_batch: Callable[[list[Req]], Sequence[Out]], *, max_batch_size: int = 32,
                  wait_s: float = 0.002, max_wait_frac: float = 0.5, max_wait_s: float = 2.0,
-                 name: str = "engine") -> None:
+                 name: str = "engine", executor: Executor | None = None) -> None:
         if max_batch_size <= 0:
             raise ValueError(f"max_batch_size must be positive, got {max_batch_size}")
         if not 0 <= max_wait_frac <= 1:
@@ -45,6 +49,7 @@ class MicroBatcher(Generic[Req, Out]):
         self.in_flight = 0  # episodes that will call again (episode loop hints)
         self.batch_s: float | None = None  # moving average of the backend's batch duration
         self.name = name
+        self.executor = executor
         self._queue: asyncio.Queue[tuple[Req, asyncio.Future[Out]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,7 +118,11 @@ class MicroBatcher(Generic[Req, Out]):
                 continue
             t0 = time.monotonic()
             try:
-                outs = await asyncio.to_thread(self._run_batch, [r for r, _ in live])
+                reqs = [r for r, _ in live]
+                if self.executor is None:
+                    outs = await asyncio.to_thread(self._run_batch, reqs)
+                else:
+                    outs = await asyncio.get_running_loop().run_in_executor(self.executor, self._run_batch, reqs)
                 if len(outs) != len(live):
                     raise RuntimeError(f"{self.name}: backend returned {len(outs)} outputs for {len(live)} requests")
             except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch

@@ -4,8 +4,9 @@
     engine = HFEngine(model, processor)
     out = await engine.generate(prompt_ids, images, SamplingParams(max_new_tokens=256, stop=("</code>",)))
 
-Concurrent requests are batched (`MicroBatcher`): left padding, one `model.generate` per batch in a worker thread,
-so the event loop keeps running sandbox work meanwhile. Prompts arrive unexpanded and are expanded here with the
+Concurrent requests are batched (`MicroBatcher`): left padding, one `model.generate` per batch on the engine's
+own thread (bound to the model's CUDA device: `rollout.engines.device_thread`), so the event loop keeps running
+sandbox work meanwhile. Prompts arrive unexpanded and are expanded here with the
 model's own image processor (`rollout.expand`). Image/video placeholder and vision-boundary tokens are suppressed
 so the policy can never sample them (REFERENCE.md section 2). Logprobs are `log_softmax(logits / temperature)` of
 the sampled token over the full vocabulary, before top-p/top-k truncation and token suppression: the same
@@ -26,6 +27,7 @@ import numpy as np
 
 from rollout.engines.base import EngineError, GenerateOutput, SamplingParams, TokenEngine, cut_at_stop
 from rollout.engines.batcher import MicroBatcher
+from rollout.engines.device_thread import DeviceThread
 from rollout.expand import expand_sequence
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,10 @@ class _Request:
     sampling: SamplingParams
 
 
+def _no_binding(index: int) -> None:
+    """A CPU model's engine thread needs no device."""
+
+
 def special_token_ids(tokenizer: Any, names: Sequence[str]) -> list[int]:
     """Ids of the named tokens that exist in the vocabulary (unknown names are skipped)."""
     out = []
@@ -52,7 +58,14 @@ def special_token_ids(tokenizer: Any, names: Sequence[str]) -> list[int]:
 
 
 class HFEngine(TokenEngine):
+    """Generation with the trainer's own module (module docstring). It shares the policy's weights, so weight
+    sync copies nothing: the trainer calls `weights_updated()` after each optimizer step (what
+    `train.weight_sync.push_weights` does for this engine), and every output carries the `weights_version` it was
+    sampled with."""
+
     name = "hf"
+    logprobs_after_truncation = False  # log_softmax(raw logits / T) over the full vocabulary (module docstring)
+    weight_sync = "shared"
 
     def __init__(self, model: Any, processor: Any, *, max_batch_size: int = 16, wait_s: float = 0.002,
                  banned_tokens: Sequence[str] = BANNED_TOKENS) -> None:
@@ -71,8 +84,17 @@ class HFEngine(TokenEngine):
             eos.add(int(tok.eos_token_id))
         self.eos_ids = sorted(eos)
         self.pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0])
+        self.weights_version = 0
+        # Batches run on one thread bound to the model's CUDA device (the device is per thread: a pool thread
+        # would default to cuda:0 on every rank); on CPU the binding is a no-op.
+        device = next(model.parameters()).device
+        if device.type == "cuda":
+            self._thread = DeviceThread(device.index if device.index is not None else 0, name="hf-engine")
+        else:
+            self._thread = DeviceThread(0, bind=_no_binding, name="hf-engine")
         self._batcher: MicroBatcher[_Request, GenerateOutput] = MicroBatcher(
-            self._run_batch, max_batch_size=max_batch_size, wait_s=wait_s, name="hf")
+            self._run_batch, max_batch_size=max_batch_size, wait_s=wait_s, name="hf",
+            executor=self._thread.executor)
 
     @property
     def tokenizer(self) -> Any:
@@ -85,7 +107,7 @@ class HFEngine(TokenEngine):
     @property
     def stats(self) -> dict[str, int]:
         return {"batches": self._batcher.batches, "requests": self._batcher.requests,
-                "episodes_in_flight": self._batcher.in_flight}
+                "episodes_in_flight": self._batcher.in_flight, "weights_version": self.weights_version}
 
     async def generate(self, prompt_ids: list[int], images: list[np.ndarray], sampling: SamplingParams) -> GenerateOutput:
         return await self._batcher.submit(_Request(list(prompt_ids), list(images), sampling))
@@ -120,6 +142,8 @@ class HFEngine(TokenEngine):
         from transformers import GenerationConfig, LogitsProcessorList
 
         from rollout.engines.hf_sampler import PerRowSampler
+
+        version = self.weights_version  # read before generating: the weights this batch is sampled with
 
         device = next(self.model.parameters()).device
         expanded = [expand_sequence(r.prompt_ids, r.images, self._processor) for r in reqs]
@@ -173,7 +197,8 @@ class HFEngine(TokenEngine):
             lps = picked[i, :cut].tolist()
             text = self._text(ids, r.sampling.stop)
             results.append(GenerateOutput(token_ids=ids, logprobs=lps, finish_reason=finish, text=text,
-                                          stop_reason=reason))
+                                          stop_reason=reason,
+                                          metadata={"engine": self.name, "weights_version": version}))
         return results
 
     def _decode(self, ids: Sequence[int]) -> str:

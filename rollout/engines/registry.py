@@ -1,8 +1,10 @@
 """Generation engines by name, constructed lazily (importing this imports no engine, torch or vLLM).
 
     from rollout.engines.registry import ENGINE_KINDS, create_engine, engine_spec
+    from rollout.engines.base import SamplingParams, trainer_logprob_mismatch
     engine = create_engine("vllm_server", base_url="http://gpu-node:8000", processor=processor)
     engine_spec("openai").token_level   # False: message level, not usable for RL
+    trainer_logprob_mismatch(engine_spec("vllm_colocate"), sampling)   # config-time check, nothing imported
 
 | kind            | class (module:Class)                             | level   | for                                       |
 | --------------- | ------------------------------------------------ | ------- | ----------------------------------------- |
@@ -19,10 +21,12 @@ Constructor arguments are the engines' own, explicit and documented in each clas
 - vllm_colocate: `VLLMColocateEngine(model, *, processor=None, tensor_parallel_size=1, gpu_memory_utilization=0.3,
   max_model_len=None, max_images_per_prompt=16, enable_sleep_mode=True, seed=0, dtype="auto", max_num_seqs=None,
   max_num_batched_tokens=None, enable_prefix_caching=True, enforce_eager=False, mm_processor_kwargs=None,
-  max_batch_size=256, wait_s=0.005, banned_tokens=..., check_image_tokens=True, llm_kwargs=None)`
+  max_batch_size=256, wait_s=0.005, banned_tokens=..., check_image_tokens=True, llm_kwargs=None, device_index=None,
+  vllm_module=None)`
 - vllm_server: `VLLMServerEngine(base_url, processor, *, model=None, timeout_s=900, connect_timeout_s=10,
   max_retries=3, backoff_base_s=1, backoff_max_s=30, max_concurrency=512, seed=0, banned_tokens=..., extra_eos=(),
-  check_image_tokens=True, feature_cache_mb=2048, group_port=51216, server_wait_s=240)`
+  check_image_tokens=True, feature_cache_mb=2048, group_port=51216, server_wait_s=240,
+  image_transport="content_parts")`
 - openai: `OpenAIChatEngine(model, *, base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY",
   max_concurrency=16, timeout_s=300, connect_timeout_s=10, max_retries=5, backoff_base_s=1, backoff_max_s=60,
   max_tokens_field="auto", image_detail=None, omit_params=(), extra_body=None, headers=None)`
@@ -43,6 +47,9 @@ class EngineSpec:
     target: str  # "module:Class"
     token_level: bool  # token ids + logprobs (usable for RL) or message level
     purpose: str
+    # the engine class's own `logprobs_after_truncation` (rollout.engines.base, "Logprobs"), readable without
+    # importing the engine (configs load without torch); tests check the two agree
+    logprobs_after_truncation: bool = False
 
     def load(self) -> type:
         """The engine class (imports its module)."""
@@ -53,9 +60,10 @@ class EngineSpec:
 ENGINE_SPECS: dict[str, EngineSpec] = {s.kind: s for s in (
     EngineSpec("hf", "rollout.engines.hf:HFEngine", True, "Hugging Face transformers; tests, demo, small runs"),
     EngineSpec("vllm_colocate", "rollout.engines.vllm_colocate:VLLMColocateEngine", True,
-               "vLLM inside the training ranks (sleep/wake, in-process weight sync)"),
+               "vLLM inside the training ranks (sleep/wake, in-process weight sync)", logprobs_after_truncation=True),
     EngineSpec("vllm_server", "rollout.engines.vllm_server:VLLMServerEngine", True,
-               "a `vllm serve` process on its own GPUs (HTTP generation, NCCL weight sync)"),
+               "a `vllm serve` process on its own GPUs (HTTP generation, NCCL weight sync)",
+               logprobs_after_truncation=True),
     EngineSpec("openai", "rollout.engines.openai_chat:OpenAIChatEngine", False,
                "any OpenAI-compatible chat API: API models, teacher trajectories (not for RL)"),
     EngineSpec("scripted", "rollout.scripted:ScriptedPolicy", False, "replays fixed assistant turns (oracle data)"),

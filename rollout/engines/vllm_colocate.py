@@ -5,7 +5,8 @@
                                 max_model_len=16384, enable_sleep_mode=True)
     engine.sleep()                                        # free the GPU for the optimizer step
     ...
-    engine.update_weights(named_tensors)                  # after each optimizer step (wakes the weights first)
+    push_weights(model, engine)                           # after each optimizer step (train.weight_sync; wakes
+                                                          # the weights first, then engine.update_weights(...))
     engine.wake_up()                                      # before rollouts (generate also wakes what sleeps)
     trajectories = await run_episodes(tasks, engine, ...)
 
@@ -13,7 +14,14 @@ Each training rank holds its own `vllm.LLM` created with `distributed_executor_b
 runs in the rank's own process on the rank's GPU, joins the process group the launcher set up (RANK, WORLD_SIZE,
 MASTER_ADDR, ... ; a single process without a launcher gets rank 0 of 1), and ranks generate independently (data
 parallel), each for its own episodes. Concurrent `generate` calls from the episode loop are micro-batched into one
-`LLM.generate` per batch, run in a worker thread (`MicroBatcher`), so sandbox work overlaps generation.
+`LLM.generate` per batch (`MicroBatcher`), so sandbox work overlaps generation.
+
+Threads: every vLLM call, from the `vllm.LLM` constructor to the last `generate`, `sleep`, `wake_up` and weight
+load, runs on one dedicated thread of this process (`rollout.engines.device_thread.DeviceThread`), bound to the
+rank's CUDA device (LOCAL_RANK) before anything else. The device and vLLM's compute stream are per thread (vLLM
+keeps its stream in a thread-local, `vllm.utils.torch_utils.current_stream`), so calls from `asyncio.to_thread`'s
+pool would run on cuda:0 on every rank and on a stream that is not ordered with vLLM's. The trainer-facing methods
+are synchronous and may be called from any thread: they hand the work to the device thread and wait.
 
 Requests (`rollout.engines.vllm_requests`): the *unexpanded* prompt ids plus the images as PIL images
 (`{"prompt_token_ids": ..., "multi_modal_data": {"image": [...]}}`); vLLM's multimodal processor expands each
@@ -21,24 +29,27 @@ Requests (`rollout.engines.vllm_requests`): the *unexpanded* prompt ids plus the
 silently corrupted). Placeholder tokens are banned by `logit_bias`; every request has its own seed; stop strings
 stay in the output; logprobs are vLLM's processed logprobs of the sampled token.
 
-Weight sync: `update_weights(named_tensors)` wakes the weights if they sleep, loads the tensors into the driver
-worker's model one at a time (`model.load_weights`, which maps Hugging Face checkpoint names such as
-`model.language_model.layers.0...` / `model.visual...` / `lm_head.weight` onto vLLM's modules), then resets the
-prefix (KV) cache, the multimodal processor cache and the vision-encoder output cache: the encoder cache is keyed
-by image hash only, so without `reset_encoder_cache` repeated images would keep embeddings computed by the old
-vision tower (vLLM issue #44910; TRL issue #7198). Each sync increments `weights_version`, recorded in every
-`GenerateOutput.metadata` so the trainer can tell which policy sampled a trajectory. Pass the names of the
-unwrapped Hugging Face model (no `module.`/PEFT prefixes; gather ZeRO-3 parameters first).
+Weight sync: `update_weights(named_tensors)` (normally through `train.weight_sync.push_weights`) wakes the
+weights if they sleep, loads the tensors into the driver worker's model one at a time (`model.load_weights`, which
+maps Hugging Face checkpoint names such as `model.language_model.layers.0...` / `model.visual...` /
+`lm_head.weight` onto vLLM's modules through `Qwen2_5_VLForConditionalGeneration.hf_to_vllm_mapper`), synchronises
+the device, then resets the prefix (KV) cache, the multimodal processor cache and the vision-encoder output cache:
+the encoder cache is keyed by image hash only, so without `reset_encoder_cache` repeated images would keep
+embeddings computed by the old vision tower (vLLM issue #44910; TRL issue #7198). Each sync increments
+`weights_version`, recorded in every `GenerateOutput.metadata` so the trainer can tell which policy sampled a
+trajectory. Pass the names of the unwrapped Hugging Face model (no `module.`/PEFT prefixes; ZeRO-3 parameters
+gathered): `train.weight_sync.hf_weights` yields exactly that.
 
 Sleep mode (`enable_sleep_mode=True`): `sleep(level=1)` offloads the weights to CPU memory and drops the KV cache;
 `sleep(level=2)` drops both (the next `update_weights` must then push every tensor before generating). `wake_up()`
 restores what sleeps; `generate` wakes it too.
 
-Written against vLLM 0.31.0 (pinned in pyproject) as TRL 1.16 uses it; not run on a GPU in this repository yet.
-Assumptions to check there: the driver model is reached as
-`llm.llm_engine.model_executor.driver_worker.model_runner.model` (TRL's path), `LLM.reset_mm_cache()` exists, and
-`reset_encoder_cache()` exists on `LLM` or on its `llm_engine` (it came with vLLM PR #33452, January 2026; recent
-sources show it on `LLMEngine` and `AsyncLLM`, not always on `LLM`).
+Written against vLLM 0.31.0 (pinned in pyproject) as TRL 1.16 uses it, and checked by reading vLLM 0.31.0's
+source: `LLMEngine.model_executor` exists in-process (external_launcher forces VLLM_ENABLE_V1_MULTIPROCESSING=0)
+and the driver model is `llm.llm_engine.model_executor.driver_worker.model_runner.model` (TRL's path);
+`LLM.reset_mm_cache()`, `LLM.reset_prefix_cache()`, `LLM.sleep(level)` and `LLM.wake_up(tags)` exist;
+`reset_encoder_cache()` is on `LLMEngine`, not on `LLM`. Not run on a GPU in this repository: vLLM cannot be
+installed on the machines it was written on (tests/rollout/test_engine_vllm_gpu.py runs it where it can).
 `tensor_parallel_size > 1` is refused for now: with `external_launcher` every rank of a tensor-parallel group must
 run identical batches in lock step, which the concurrent episode loop does not give; use `VLLMServerEngine` for
 models that need tensor parallelism.
@@ -48,7 +59,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +67,7 @@ import numpy as np
 
 from rollout.engines.base import EngineError, GenerateOutput, SamplingParams, TokenEngine
 from rollout.engines.batcher import MicroBatcher
+from rollout.engines.device_thread import DeviceThread
 from rollout.engines.hf import BANNED_TOKENS
 from rollout.engines.vllm_requests import (
     TokenLayout,
@@ -90,6 +101,8 @@ class VLLMColocateEngine(TokenEngine):
     """A `TokenEngine` over an in-process `vllm.LLM` (see the module docstring)."""
 
     name = "vllm_colocate"
+    logprobs_after_truncation = True  # processed_logprobs: after logit_bias, temperature, top-k/top-p
+    weight_sync = "per_rank"
 
     def __init__(self, model: str, *, processor: Any | None = None, tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.3, max_model_len: int | None = None,
@@ -98,7 +111,8 @@ class VLLMColocateEngine(TokenEngine):
                  enable_prefix_caching: bool = True, enforce_eager: bool = False,
                  mm_processor_kwargs: Mapping[str, Any] | None = None, max_batch_size: int = 256,
                  wait_s: float = 0.005, banned_tokens: Sequence[str] = BANNED_TOKENS, check_image_tokens: bool = True,
-                 llm_kwargs: Mapping[str, Any] | None = None) -> None:
+                 llm_kwargs: Mapping[str, Any] | None = None, device_index: int | None = None,
+                 vllm_module: Any | None = None) -> None:
         """
         model: local directory or hub id of the policy's initial weights (what the trainer loaded).
         processor: the trainer's processor (chat template, tokenizer, image settings); loaded from `model` if None.
@@ -115,13 +129,16 @@ class VLLMColocateEngine(TokenEngine):
         check_image_tokens: check that vLLM expanded every prompt to the length the trainer's processor gives
             (a mismatch means vLLM and the trainer process images differently: the request fails loudly).
         llm_kwargs: further `vllm.LLM` arguments, merged last.
+        device_index: the CUDA device of the engine's thread; None: LOCAL_RANK (the launcher's), else 0.
+        vllm_module: what provides `LLM` and `SamplingParams`; None: `import vllm`. Tests of the thread discipline
+            pass a stand-in here (there is no vLLM on CPU machines).
         """
         if tensor_parallel_size != 1:
             raise NotImplementedError(
                 "VLLMColocateEngine supports tensor_parallel_size=1 only: with external_launcher every rank of a "
                 "tensor-parallel group must run identical batches in lock step, which concurrent episodes do not "
                 "give. Use rollout.engine=vllm_server (its own GPUs, any tensor parallelism) for larger models")
-        vllm = import_vllm()  # before anything else: a clear error on machines without vLLM
+        vllm = import_vllm() if vllm_module is None else vllm_module  # first: a clear error without vLLM
         self._vllm = vllm
         for k, v in external_launcher_env(os.environ).items():
             os.environ[k] = v
@@ -144,14 +161,16 @@ class VLLMColocateEngine(TokenEngine):
             enforce_eager=enforce_eager, mm_processor_kwargs=mm_processor_kwargs, extra=llm_kwargs)
         self.max_images_per_prompt = max_images_per_prompt
         self.check_image_tokens = check_image_tokens
-        self.llm = vllm.LLM(**self.llm_kwargs)
-        self._lock = threading.RLock()  # one backend call at a time: generation, sleep/wake, weight loading
+        # Every vLLM call, the constructor included, runs on this one thread (bound to the rank's device first).
+        self._thread = DeviceThread(device_index, name="vllm-colocate")
+        self.llm = self._thread.call(vllm.LLM, **self.llm_kwargs)
         self._asleep: set[str] = set()
         self._weights_discarded = False
         self.weights_version = 0
         self._counter = 0
         self._batcher: MicroBatcher[_Request, GenerateOutput | EngineError] = MicroBatcher(
-            self._run_batch, max_batch_size=max_batch_size, wait_s=wait_s, name="vllm_colocate")
+            self._run_batch, max_batch_size=max_batch_size, wait_s=wait_s, name="vllm_colocate",
+            executor=self._thread.executor)
 
     # ---- TokenEngine ---------------------------------------------------------------------------------------
 
@@ -188,7 +207,11 @@ class VLLMColocateEngine(TokenEngine):
     async def aclose(self) -> None:
         await self._batcher.aclose()
 
-    # ---- trainer-facing ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the engine's device thread (after the calls already submitted)."""
+        self._thread.shutdown()
+
+    # ---- trainer-facing (synchronous; each runs on the device thread) --------------------------------------
 
     def sleep(self, level: int = 1) -> None:
         """Free GPU memory for training: level 1 offloads the weights to CPU and drops the KV cache; level 2
@@ -197,12 +220,7 @@ class VLLMColocateEngine(TokenEngine):
             raise RuntimeError("sleep() needs enable_sleep_mode=True when the engine is created")
         if level not in (1, 2):
             raise ValueError(f"sleep level must be 1 or 2, got {level}")
-        with self._lock:
-            if set(SLEEP_TAGS) <= self._asleep:
-                return
-            self.llm.sleep(level=level)
-            self._asleep = set(SLEEP_TAGS)
-            self._weights_discarded = self._weights_discarded or level == 2
+        self._thread.call(self._sleep, level)
 
     def wake_up(self, tags: Sequence[str] | None = None) -> None:
         """Restore what sleeps (`tags`: "weights", "kv_cache"; default both)."""
@@ -210,54 +228,94 @@ class VLLMColocateEngine(TokenEngine):
         unknown = set(want) - set(SLEEP_TAGS)
         if unknown:
             raise ValueError(f"unknown wake_up tags {sorted(unknown)}; valid: {', '.join(SLEEP_TAGS)}")
-        with self._lock:
-            todo = [t for t in want if t in self._asleep]
-            if not todo:
-                return
-            self.llm.wake_up(tags=todo)
-            self._asleep -= set(todo)
+        self._thread.call(self._wake, want)
 
     @property
     def sleeping(self) -> bool:
         return bool(self._asleep)
 
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> int:
-        """Load new policy weights (Hugging Face names), then reset the prefix, multimodal and encoder caches.
-        Returns the new `weights_version`. Call between rollouts, on every rank (each holds its own engine)."""
-        with self._lock:
-            if "weights" in self._asleep:
-                import torch
+        """Load new policy weights (Hugging Face names, `train.weight_sync.hf_weights`), then reset the prefix,
+        multimodal and encoder caches. Returns the new `weights_version`. Call between rollouts, on every rank
+        (each holds its own engine).
 
-                torch.cuda.empty_cache()
-                self.llm.wake_up(tags=["weights"])
-                self._asleep.discard("weights")
-            model = self._driver_model()
-            n = 0
-            for name, tensor in named_tensors:
-                model.load_weights([(name, tensor)])
-                n += 1
-            if n == 0:
-                raise ValueError("update_weights got no tensors")
-            self._weights_discarded = False
-            self.reset_caches()
-            self.weights_version += 1
-            logger.info("vllm_colocate: loaded %d tensors, weights_version=%d", n, self.weights_version)
-            return self.weights_version
+        `named_tensors` is consumed on the caller's thread (ZeRO-3 gathers are collectives of the trainer's
+        thread); each tensor is then loaded on the device thread after that thread's stream has waited for the
+        caller's stream (the tensor may still be being gathered), and the device thread synchronises its stream
+        before the next tensor is taken, so a gathered buffer is never released while vLLM still reads it."""
+        self._thread.call(self._begin_update)
+        n = 0
+        for name, tensor in named_tensors:
+            self._thread.call(self._load_one, name, tensor, _ready_event(tensor))
+            n += 1
+        if n == 0:
+            raise ValueError("update_weights got no tensors")
+        version = self._thread.call(self._finish_update)
+        logger.info("vllm_colocate: loaded %d tensors, weights_version=%d", n, version)
+        return version
 
     def reset_caches(self) -> None:
         """Forget everything computed with the previous weights: the prefix (KV) cache, the multimodal processor
         cache and the vision-encoder output cache (`LLM.reset_encoder_cache` where the `LLM` class has it, else
-        its `LLMEngine`'s, which is where vLLM PR #33452 put it)."""
-        with self._lock:
-            engine = getattr(self.llm, "llm_engine", None)
-            encoder = getattr(self.llm, "reset_encoder_cache", None) or getattr(engine, "reset_encoder_cache", None)
-            if encoder is None or not hasattr(self.llm, "reset_mm_cache"):
-                raise RuntimeError(f"this vLLM ({getattr(self._vllm, '__version__', '?')}) cannot reset its multimodal/"
-                                   "encoder caches; codevl needs vLLM 0.31.0 (stale vision embeddings would be reused)")
-            if self.llm.reset_prefix_cache() is False:
-                raise RuntimeError("vLLM refused to reset the prefix cache (requests still running?)")
-            self.llm.reset_mm_cache()
-            encoder()
+        its `LLMEngine`'s, which is where vLLM PR #33452 put it; vLLM 0.31.0 has it on `LLMEngine` only)."""
+        self._thread.call(self._reset_caches)
+
+    # ---- backend (every method below runs on the device thread) --------------------------------------------
+
+    def _sleep(self, level: int) -> None:
+        self._thread.check()
+        if set(SLEEP_TAGS) <= self._asleep:
+            return
+        self.llm.sleep(level=level)
+        self._asleep = set(SLEEP_TAGS)
+        self._weights_discarded = self._weights_discarded or level == 2
+
+    def _wake(self, tags: list[str]) -> None:
+        self._thread.check()
+        todo = [t for t in tags if t in self._asleep]
+        if not todo:
+            return
+        self.llm.wake_up(tags=todo)
+        self._asleep -= set(todo)
+
+    def _begin_update(self) -> None:
+        self._thread.check()
+        if "weights" in self._asleep:
+            _empty_cuda_cache()
+            self.llm.wake_up(tags=["weights"])
+            self._asleep.discard("weights")
+
+    def _load_one(self, name: str, tensor: Any, ready: Any) -> None:
+        self._thread.check()
+        if ready is not None:
+            import torch
+
+            torch.cuda.current_stream().wait_event(ready)  # the caller's gather/copy comes first
+        self._driver_model().load_weights([(name, tensor)])
+        if getattr(tensor, "is_cuda", False):
+            import torch
+
+            torch.cuda.current_stream().synchronize()  # the copy is done before the caller frees the buffer
+
+    def _finish_update(self) -> int:
+        self._thread.check()
+        _synchronize_cuda()
+        self._weights_discarded = False
+        self._reset_caches()
+        self.weights_version += 1
+        return self.weights_version
+
+    def _reset_caches(self) -> None:
+        self._thread.check()
+        engine = getattr(self.llm, "llm_engine", None)
+        encoder = getattr(self.llm, "reset_encoder_cache", None) or getattr(engine, "reset_encoder_cache", None)
+        if encoder is None or not hasattr(self.llm, "reset_mm_cache"):
+            raise RuntimeError(f"this vLLM ({getattr(self._vllm, '__version__', '?')}) cannot reset its multimodal/"
+                               "encoder caches; codevl needs vLLM 0.31.0 (stale vision embeddings would be reused)")
+        if self.llm.reset_prefix_cache() is False:
+            raise RuntimeError("vLLM refused to reset the prefix cache (requests still running?)")
+        self.llm.reset_mm_cache()
+        encoder()
 
     def _driver_model(self) -> Any:
         try:
@@ -267,31 +325,29 @@ class VLLMColocateEngine(TokenEngine):
                 "cannot reach the vLLM driver worker's model (llm.llm_engine.model_executor.driver_worker."
                 "model_runner.model); this vLLM version lays it out differently from 0.31.0") from exc
 
-    # ---- backend (runs in the batcher's worker thread) -----------------------------------------------------
-
     def _run_batch(self, requests: list[_Request]) -> list[GenerateOutput | EngineError]:
-        with self._lock:
-            if self._weights_discarded:
-                err = EngineError("the engine's weights were discarded by sleep(level=2): call update_weights() "
-                                  "before generating")
-                return [err] * len(requests)
-            if self._asleep:
-                self.llm.wake_up(tags=[t for t in SLEEP_TAGS if t in self._asleep])
-                self._asleep.clear()
-            version = self.weights_version
-            try:
-                return self._generate(requests, version)
-            except Exception as exc:  # noqa: BLE001 - one bad request must not fail the others
-                if len(requests) == 1:
-                    return [EngineError(f"vLLM generate failed: {type(exc).__name__}: {exc}")]
-                logger.warning("vllm_colocate: batch of %d failed (%s); retrying one by one", len(requests), exc)
-                outs: list[GenerateOutput | EngineError] = []
-                for r in requests:
-                    try:
-                        outs += self._generate([r], version)
-                    except Exception as one:  # noqa: BLE001
-                        outs.append(EngineError(f"vLLM generate failed: {type(one).__name__}: {one}"))
-                return outs
+        self._thread.check()
+        if self._weights_discarded:
+            err = EngineError("the engine's weights were discarded by sleep(level=2): call update_weights() "
+                              "before generating")
+            return [err] * len(requests)
+        if self._asleep:
+            self.llm.wake_up(tags=[t for t in SLEEP_TAGS if t in self._asleep])
+            self._asleep.clear()
+        version = self.weights_version
+        try:
+            return self._generate(requests, version)
+        except Exception as exc:  # noqa: BLE001 - one bad request must not fail the others
+            if len(requests) == 1:
+                return [EngineError(f"vLLM generate failed: {type(exc).__name__}: {exc}")]
+            logger.warning("vllm_colocate: batch of %d failed (%s); retrying one by one", len(requests), exc)
+            outs: list[GenerateOutput | EngineError] = []
+            for r in requests:
+                try:
+                    outs += self._generate([r], version)
+                except Exception as one:  # noqa: BLE001
+                    outs.append(EngineError(f"vLLM generate failed: {type(one).__name__}: {one}"))
+            return outs
 
     def _generate(self, requests: list[_Request], version: int) -> list[GenerateOutput | EngineError]:
         prompts = [prompt_inputs(r.prompt_ids, r.images) for r in requests]
@@ -318,3 +374,30 @@ class VLLMColocateEngine(TokenEngine):
             except EngineError as exc:
                 outs.append(exc)
         return outs
+
+
+def _ready_event(tensor: Any) -> Any:
+    """A CUDA event recorded on the caller's current stream after the work that produced `tensor` (None for a
+    CPU tensor)."""
+    if not getattr(tensor, "is_cuda", False):
+        return None
+    import torch
+
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(tensor.device))
+    return event
+
+
+def _synchronize_cuda() -> None:
+    """Wait for this thread's stream (vLLM's) to finish, when CUDA is in use."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.current_stream().synchronize()
+
+
+def _empty_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

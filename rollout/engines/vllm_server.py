@@ -23,25 +23,30 @@ the trainer's processor: the engine checks that server and processor agree on ev
     engine = VLLMServerEngine("http://gpu-node:8000", processor)
     trajectories = await run_episodes(tasks, engine, ...)
     engine.init_weight_sync(device=accelerator.device)     # main process only, once
-    engine.update_weights(named_tensors)                   # main process, after each optimizer step
+    push_weights(model, engine, accelerator=accelerator)   # every rank, after each optimizer step (train.weight_sync:
+                                                           # the main process streams, the others join ZeRO-3 gathers)
 
-Generation path (the one TRL 1.16 uses for multimodal prompts against vLLM >= 0.30):
+Generation path: `/inference/v1/generate` (vLLM 0.31, `--enable-scale-out`), token ids in, token ids and logprobs
+out. Two ways to send the images (`image_transport`):
 
-1. Each image is sent alone to `/v1/chat/completions/render` (a one-message conversation holding the image as a
-   PNG data URL); the answer's `features` carry the image's hash, its processed tensors and where its placeholder
-   tokens sit. Features depend on the image alone, so they are cached per image (client side, bounded by
-   `feature_cache_mb`) and reused for every turn and every rollout of a group.
-2. `/inference/v1/generate` takes `token_ids` plus those `features` and builds the engine input directly
-   (`mm_input(prompt_token_ids=token_ids, mm_placeholders=...)`): it does NOT run the multimodal processor over
-   the ids, so nothing expands the placeholders there. The ids sent must therefore be EXPANDED, each image's
-   `<|image_pad|>` repeated as many times as the server's processor produced tokens for it, with
-   `mm_placeholders` pointing at those runs. This engine takes the trajectory's unexpanded prompt (one placeholder
-   per image, validated), expands it with the lengths the render step reported, and places the features on the
-   runs (TRL's `_place_features` does the same from the processor-expanded ids it holds). Evidence: vLLM's
-   `ServingTokens.serve_tokens` (`vllm/entrypoints/serve/disagg/serving.py`) passes `request.token_ids` and the
-   placeholder ranges straight to `mm_input`; TRL PR #6718's review notes that unexpanded ids break server mode
-   for this reason, while the colocated `LLM.generate` path needs them unexpanded (it expands them itself).
-   The sampled ids that come back are the completion only; the trajectory stays unexpanded.
+- "content_parts" (default): the trajectory's UNEXPANDED ids (one `<|image_pad|>` per image, validated) plus the
+  images as PNG data URLs in `content_parts` (`{"type": "image_url", "url": ..., "uuid": <content key>}`). The
+  server parses them with its chat media parser and renders `TokensPrompt(prompt_token_ids=ids,
+  multi_modal_data=...)` through its multimodal processor, which expands each placeholder for its image: the same
+  path as the colocated engine's `LLM.generate` (vLLM 0.31: `ServingTokens.serve_tokens`, the `content_parts`
+  branch, `online_renderer.renderer.render_cmpl_async`). PNG is lossless, so the server sees the trainer's pixels;
+  the `uuid` (a hash of the pixels) lets the server's processor cache skip re-processing an image it has seen
+  (the G rollouts of a group, every later turn). Each image is PNG-encoded once on this side (cached). What
+  token-exactness needs is checked on every answer: the server's expanded prompt length (`usage.prompt_tokens`)
+  must equal the trainer's expansion (`len(ids) - images + the processor's tokens per image`), else the request
+  fails with an `EngineError` naming the min/max_pixels mismatch; the sampled ids are the completion only, so the
+  trajectory stays unexpanded.
+- "features" (what TRL 1.16 does): each image is sent alone to `/v1/chat/completions/render`, whose answer's
+  `features` carry its hash, its processed tensors and its number of placeholder tokens (cached per image on this
+  side); the generate request then carries EXPANDED ids (each placeholder repeated that many times; the features
+  branch builds `mm_input(prompt_token_ids=...)` directly and expands nothing) with the features placed on the
+  runs (`expand_for_features`, as TRL's `_place_features`). Every turn re-sends every image's processed tensors
+  (float pixel patches, several times the PNG's size: `scripts/bench/server_image_bytes.py`).
 
 Sampling settings are `rollout.engines.vllm_requests.sampling_kwargs` (banned placeholder tokens, per-request seed,
 stop strings kept, `logprobs=0`). The token endpoint returns no `stop_reason`; it is recovered from the ids
@@ -55,7 +60,9 @@ the multimodal processor cache and the vision-encoder cache (`/reset_prefix_cach
 `/reset_encoder_cache`; TRL 1.16 resets only the first, TRL issue #7198), drops this engine's feature cache, and
 bumps `weights_version` (recorded in every `GenerateOutput.metadata`). Call it when no generation is in flight.
 
-Written against vLLM 0.31.0 and TRL 1.16's client; not run against a server in this repository yet (no GPU).
+Written against vLLM 0.31.0 and TRL 1.16's client, and checked by reading vLLM 0.31.0's source (the generate
+request's `content_parts`/`features` fields and their handling, the reset endpoints); not run against a server in
+this repository yet (vLLM cannot be installed on the machines it was written on).
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ import logging
 import random
 import threading
 import uuid
+from functools import partial
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,6 +101,8 @@ logger = logging.getLogger(__name__)
 
 FINAL_ONLY = 2  # vllm.sampling_params.RequestOutputKind.FINAL_ONLY: one answer per request, every sequence in it
 RESET_ENDPOINTS = ("/reset_prefix_cache", "/reset_mm_cache", "/reset_encoder_cache")
+IMAGE_TRANSPORTS = ("content_parts", "features")
+PNG_COMPRESS_LEVEL = 1  # fast zlib: the bytes go over a datacenter link, the encoding time is on the rollout path
 
 
 @dataclass(frozen=True)
@@ -159,9 +169,20 @@ def request_features(images: Sequence[ImageFeature], runs: Sequence[Mapping[str,
             "kwargs_data": {"image": [f.kwargs for f in images]}}
 
 
+def image_content_part(data_url: str, key: str) -> dict[str, str]:
+    """One image of a `content_parts` generate request: the PNG data URL and a content key as the item's `uuid`
+    (vLLM uses it as the image's hash: its processor cache skips re-processing an image it has seen)."""
+    return {"type": "image_url", "url": data_url, "uuid": key}
+
+
 def generate_request_body(model: str, token_ids: Sequence[int], features: Mapping[str, Any] | None,
-                          sampling: Mapping[str, Any], request_id: str) -> dict[str, Any]:
-    """The `/inference/v1/generate` request: expanded ids, features, vLLM sampling params (JSON)."""
+                          sampling: Mapping[str, Any], request_id: str, *,
+                          content_parts: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The `/inference/v1/generate` request (JSON). Either `content_parts` (the raw images; `token_ids` then
+    UNEXPANDED, one placeholder per image: the server's renderer expands them) or `features` (pre-processed image
+    tensors; `token_ids` then EXPANDED), never both (vLLM 0.31 rejects that); no images: neither."""
+    if features is not None and content_parts:
+        raise ValueError("content_parts and features are mutually exclusive")
     params = dict(sampling)
     params["logit_bias"] = {str(k): v for k, v in (params.get("logit_bias") or {}).items()}
     params["output_kind"] = FINAL_ONLY
@@ -169,6 +190,8 @@ def generate_request_body(model: str, token_ids: Sequence[int], features: Mappin
                             "sampling_params": params}
     if features is not None:
         body["features"] = dict(features)
+    if content_parts:
+        body["content_parts"] = [dict(p) for p in content_parts]
     return body
 
 
@@ -176,13 +199,15 @@ class VLLMServerEngine(TokenEngine):
     """A `TokenEngine` over a `vllm serve` process (see the module docstring)."""
 
     name = "vllm_server"
+    logprobs_after_truncation = True  # the server runs with --logprobs-mode processed_logprobs
+    weight_sync = "main_process"
 
     def __init__(self, base_url: str, processor: Any, *, model: str | None = None, timeout_s: float = 900.0,
                  connect_timeout_s: float = 10.0, max_retries: int = 3, backoff_base_s: float = 1.0,
                  backoff_max_s: float = 30.0, max_concurrency: int = 512, seed: int = 0,
                  banned_tokens: Sequence[str] = BANNED_TOKENS, extra_eos: Sequence[int] = (),
                  check_image_tokens: bool = True, feature_cache_mb: float = 2048.0, group_port: int = 51216,
-                 server_wait_s: float = 240.0) -> None:
+                 server_wait_s: float = 240.0, image_transport: str = "content_parts") -> None:
         """
         base_url: the server root, e.g. `http://gpu-node:8000` (no `/v1`).
         processor: the trainer's processor (chat template, tokenizer, image settings to check against).
@@ -193,11 +218,17 @@ class VLLMServerEngine(TokenEngine):
         seed: derives request seeds when a request has none.
         banned_tokens: tokens that can never be sampled.
         extra_eos: further token ids the server stops on (the model's generation_config EOS ids).
-        check_image_tokens: verify the server's token count of every image against `processor`.
-        feature_cache_mb: bound of the per-image feature cache (processed tensors, base64).
+        check_image_tokens: verify the server's token count of every image (features) or of every expanded prompt
+            (content_parts) against `processor`.
+        feature_cache_mb: bound of the per-image client cache (PNG data URLs, or processed tensors for features).
         group_port: TCP port of the NCCL weight-transfer rendezvous (on the trainer's host).
         server_wait_s: how long `init_weight_sync` waits for the server to be up.
+        image_transport: "content_parts" (default: unexpanded ids + PNG images, the server processes them) or
+            "features" (the render step, then expanded ids + processed tensors); module docstring.
         """
+        if image_transport not in IMAGE_TRANSPORTS:
+            raise ValueError(f"unknown image_transport {image_transport!r}; valid: {', '.join(IMAGE_TRANSPORTS)}")
+        self.image_transport = image_transport
         self.base_url = base_url.rstrip("/")
         if self.base_url.endswith("/v1"):
             self.base_url = self.base_url[: -len("/v1")]
@@ -214,13 +245,15 @@ class VLLMServerEngine(TokenEngine):
         self.group_port = group_port
         self.server_wait_s = server_wait_s
         self.weights_version = 0
-        self.counts = {"requests": 0, "renders": 0, "feature_cache_hits": 0, "retries": 0}
+        self.counts = {"requests": 0, "renders": 0, "feature_cache_hits": 0, "retries": 0, "png_encodes": 0}
         self._counter = 0
         self._inflight = 0
         self._features: OrderedDict[str, ImageFeature] = OrderedDict()
         self._feature_bytes = 0
         self._pending: dict[str, asyncio.Future[ImageFeature]] = {}
-        self._expected_tokens: dict[str, int] = {}
+        self._expected_tokens: dict[str, int] = {}  # image key -> tokens the trainer's processor gives it
+        self._urls: OrderedDict[str, str] = OrderedDict()  # image key -> PNG data URL (content_parts)
+        self._url_bytes = 0
         self._rng = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
@@ -252,12 +285,22 @@ class VLLMServerEngine(TokenEngine):
         try:
             client, slot = self._client_for_loop()
             model = await self._served_model(client)
-            feats = list(await asyncio.gather(*(self._image_feature(client, slot, model, im) for im in images)))
-            ids, runs = expand_for_features(prompt_ids, positions, [f.length for f in feats], self.layout.image_pad)
-            body = generate_request_body(model, ids, request_features(feats, runs),
-                                         sampling_kwargs(sampling, seed=seed, banned_ids=self.layout.banned,
-                                                         stop_token_ids=self.layout.eos),
-                                         request_id=f"codevl-{uuid.uuid4().hex}")
+            params = sampling_kwargs(sampling, seed=seed, banned_ids=self.layout.banned, stop_token_ids=self.layout.eos)
+            request_id = f"codevl-{uuid.uuid4().hex}"
+            want: int | None = None
+            if self.image_transport == "content_parts":
+                keys = [await asyncio.to_thread(image_key, im) for im in images]
+                parts = [image_content_part(await self._data_url(k, im), k) for k, im in zip(keys, images, strict=True)]
+                if self.check_image_tokens:
+                    want = len(prompt_ids) - len(images) + sum(
+                        [await self._image_tokens(k, im) for k, im in zip(keys, images, strict=True)])
+                body = generate_request_body(model, prompt_ids, None, params, request_id, content_parts=parts)
+            else:
+                feats = list(await asyncio.gather(*(self._image_feature(client, slot, model, im) for im in images)))
+                ids, runs = expand_for_features(prompt_ids, positions, [f.length for f in feats],
+                                                self.layout.image_pad)
+                want = len(ids)
+                body = generate_request_body(model, ids, request_features(feats, runs), params, request_id)
             version = self.weights_version
             self.counts["requests"] += 1
             answer = await post_json(client, f"{self.base_url}/inference/v1/generate", body, policy=self.policy,
@@ -268,7 +311,15 @@ class VLLMServerEngine(TokenEngine):
         choices = answer.get("choices") if isinstance(answer, Mapping) else None
         if not choices:
             raise EngineError(f"the generate answer has no choices: {str(answer)[:300]}")
-        meta = {"engine": self.name, "weights_version": version, "seed": seed, "prompt_tokens_expanded": len(ids)}
+        usage = answer.get("usage") if isinstance(answer.get("usage"), Mapping) else {}
+        got = usage.get("prompt_tokens")
+        if want is not None and got is not None and int(got) != want:
+            raise EngineError(
+                f"the server expanded the prompt to {int(got)} tokens, the trainer's processor to {want}: the two "
+                "process images differently; give vllm serve the trainer's min_pixels/max_pixels "
+                "(--mm-processor-kwargs), or rollouts and training see different images")
+        meta = {"engine": self.name, "weights_version": version, "seed": seed,
+                "prompt_tokens_expanded": int(got) if got is not None else want}
         return build_output(completion_from_json(choices[0]), tokenizer=self._tokenizer, eos_ids=self.layout.eos,
                             sampling=sampling, metadata=meta)
 
@@ -338,7 +389,6 @@ class VLLMServerEngine(TokenEngine):
                         raise RuntimeError("the server refused to reset its prefix cache (requests still running?)")
         self._features.clear()
         self._feature_bytes = 0
-        self._expected_tokens.clear()
 
     def close_weight_sync(self) -> None:
         if self._weights is not None:
@@ -414,6 +464,35 @@ class VLLMServerEngine(TokenEngine):
             raise
         finally:
             self._pending.pop(key, None)
+
+    async def _data_url(self, key: str, image: Any) -> str:
+        """The image as a PNG data URL, encoded once per image (LRU, bounded by `feature_cache_mb`)."""
+        hit = self._urls.get(key)
+        if hit is not None:
+            self._urls.move_to_end(key)
+            return hit
+        url = await asyncio.to_thread(partial(png_data_url, compress_level=PNG_COMPRESS_LEVEL), image)
+        self.counts["png_encodes"] += 1
+        self._urls[key] = url
+        self._url_bytes += len(url)
+        while self._url_bytes > self.feature_cache_bytes and len(self._urls) > 1:
+            _, old = self._urls.popitem(last=False)
+            self._url_bytes -= len(old)
+        return url
+
+    async def _image_tokens(self, key: str, image: Any) -> int:
+        """How many placeholder tokens the trainer's processor gives `image` (cached per image)."""
+        n = self._expected_tokens.get(key)
+        if n is None:
+            got = await asyncio.to_thread(processor_image_tokens, self._processor, image)
+            if got is None:
+                raise EngineError("the trainer's processor cannot say how many tokens an image takes; pass "
+                                  "check_image_tokens=False to skip the check")
+            n = int(got)
+            if len(self._expected_tokens) >= 100_000:
+                self._expected_tokens.clear()
+            self._expected_tokens[key] = n
+        return n
 
     def _remember(self, key: str, feat: ImageFeature) -> None:
         self._features[key] = feat

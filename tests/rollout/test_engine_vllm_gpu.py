@@ -1,16 +1,18 @@
 """The vLLM engines, really running vLLM on a GPU with the offline tiny Qwen2.5-VL model.
 
 Skipped without CUDA (tests/conftest.py) and without vLLM (`pip install` the `vllm` extra on a GPU node:
-CODEVL_EXTRAS=dev,deepspeed,vllm bash scripts/install.sh). Not yet run: the machine these were written on has no GPU.
+CODEVL_EXTRAS=dev,deepspeed,vllm bash scripts/install.sh). Not yet run: vLLM cannot be installed on the machines
+these were written on.
 
     .venv/bin/python -m pytest tests/rollout/test_engine_vllm_gpu.py -v
 
 What they check: generation with images through the colocated engine (no banned token sampled, vLLM's expanded
 prompt length equals the trainer's expansion, logprobs match a training forward pass, per-request seeds), sleep and
 wake, `update_weights` changing generation (vision weights only: proves the encoder and prefix caches were reset)
-and restoring it, the server engine against a `vllm serve` subprocess launched by scripts/vllm_server.sh (same
-greedy tokens as the colocated engine), and NCCL weight sync to it (needs two GPUs: NCCL puts the trainer and the
-server on different devices).
+and restoring it, `train.weight_sync.push_weights` from a LoRA model (vLLM generates as the merged model), the
+server engine against a `vllm serve` subprocess launched by scripts/vllm_server.sh (same greedy tokens as the
+colocated engine; images sent as content_parts), and NCCL weight sync to it (needs two GPUs: NCCL puts the trainer
+and the server on different devices).
 
 Knobs for the GPU machine: CODEVL_VLLM_TEST_LLM_KWARGS (JSON merged into `vllm.LLM(...)`, e.g. an attention backend
 if the default one rejects the tiny model's head_dim of 16), CODEVL_VLLM_TEST_DTYPE (default float32, so logprobs
@@ -88,6 +90,7 @@ def colocated(tiny: Path, hf: tuple[Any, Any]) -> Iterator[Any]:
                                 enforce_eager=True, dtype=DTYPE, enable_sleep_mode=True, llm_kwargs=LLM_KWARGS)
     yield engine
     asyncio.run(engine.aclose())
+    engine.close()
 
 
 def test_colocated_generation_with_images(colocated: Any, hf: tuple[Any, Any]) -> None:
@@ -196,6 +199,43 @@ def test_update_weights_changes_generation_and_resets_the_caches(colocated: Any,
     assert np.allclose(restored.logprobs, base.logprobs, atol=1e-4 if DTYPE == "float32" else 1e-2)
 
 
+def test_push_weights_merges_a_lora_adapter_into_the_colocated_engine(colocated: Any, hf: tuple[Any, Any],
+                                                                      tiny: Path) -> None:
+    """train.weight_sync.push_weights from a PEFT LoRA model: vLLM then generates as the merged model does (greedy,
+    compared with the HF engine on the merged copy), and pushing the plain model restores the original outputs."""
+    import copy
+
+    from rollout.engines.hf import HFEngine
+    from train.config.model import LoraConfig, ModelConfig
+    from train.model.loading import load_model
+    from train.weight_sync import push_weights
+
+    model, proc = hf
+    prompt, images = _prompt(proc), _images()
+    base = asyncio.run(colocated.generate(prompt, images, _greedy()))
+    peft_model, _ = load_model(ModelConfig(name_or_path=str(tiny), dtype="float32", attn_implementation="eager",
+                                           freeze_vision_tower=False, freeze_projector=False,
+                                           lora=LoraConfig(r=8, alpha=16, dropout=0.0)))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    version = colocated.weights_version
+    try:
+        pushed = push_weights(peft_model, colocated)
+        assert pushed == len(list(model.named_parameters())) and colocated.weights_version == version + 1
+        merged = copy.deepcopy(peft_model).merge_and_unload().eval()
+        reference = HFEngine(merged, proc)
+        want = asyncio.run(reference.generate(prompt, images, _greedy()))
+        got = asyncio.run(colocated.generate(prompt, images, _greedy()))
+        assert got.metadata["weights_version"] == version + 1
+        assert got.token_ids == want.token_ids and got.token_ids != base.token_ids
+    finally:
+        push_weights(model, colocated)
+    assert asyncio.run(colocated.generate(prompt, images, _greedy())).token_ids == base.token_ids
+
+
 @pytest.mark.skipif(not hasattr(sandbox, "SandboxPool"), reason="needs sandbox.SandboxPool")
 def test_full_episode_with_the_colocated_engine(colocated: Any, pool: Any, tmp_path: Path) -> None:
     task = make_task(tmp_path)
@@ -251,13 +291,14 @@ def server(tiny: Path) -> Iterator[tuple[str, int]]:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("transport", ["content_parts", "features"])
 def test_server_engine_generates_like_the_colocated_engine(server: tuple[str, int], colocated: Any,
-                                                           hf: tuple[Any, Any]) -> None:
+                                                           hf: tuple[Any, Any], transport: str) -> None:
     from rollout.engines.vllm_server import VLLMServerEngine
 
     base, _ = server
     proc = hf[1]
-    engine = VLLMServerEngine(base, proc)
+    engine = VLLMServerEngine(base, proc, image_transport=transport)
     prompt, images = _prompt(proc), _images()
     out = asyncio.run(engine.generate(prompt, images, _greedy()))
     ref = asyncio.run(colocated.generate(prompt, images, _greedy()))
@@ -269,7 +310,10 @@ def test_server_engine_generates_like_the_colocated_engine(server: tuple[str, in
     assert not banned & set(sampled.token_ids)
     assert asyncio.run(engine.generate(prompt, images, SamplingParams(max_new_tokens=48, seed=3))).token_ids == \
            sampled.token_ids
-    assert engine.stats["feature_cache_hits"] > 0  # images are rendered once
+    if transport == "features":
+        assert engine.stats["feature_cache_hits"] > 0  # images are rendered once
+    else:
+        assert engine.stats["png_encodes"] == len(images) and engine.stats["renders"] == 0  # encoded once
     with pytest.raises(EngineError, match="already expanded"):
         asyncio.run(engine.generate(expand_sequence(prompt, images, proc).input_ids, images, _greedy()))
     asyncio.run(engine.aclose())

@@ -153,3 +153,29 @@ def test_expansion_rejects_placeholder_mismatch(processor: Any) -> None:
         expand_sequence(ids, [image, image], processor)
     with pytest.raises(ValueError, match="already-expanded"):
         expand_sequence(ex.input_ids, [image], processor)
+
+
+def test_batches_run_on_one_engine_thread_across_event_loops(tiny_dirs: dict[str, Path]) -> None:
+    """Every `model.generate` runs on the engine's own thread (bound to the model's CUDA device on a GPU), not on
+    whichever thread of asyncio's default pool is free."""
+    import threading
+
+    model, proc = load_tiny(tiny_dirs["qwen2_5_vl"])
+    threads: list[int] = []
+    real = model.generate
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    model.generate = recording
+    engine = HFEngine(model, proc, max_batch_size=1)
+    prompt = ChatRenderer(proc).prompt_ids(PROTOCOL.initial_messages("Q?", []))
+
+    async def some(n: int) -> list:
+        return await asyncio.gather(*[engine.generate(prompt, [], SamplingParams(temperature=1.0, max_new_tokens=2,
+                                                                                 seed=i)) for i in range(n)])
+
+    asyncio.run(some(3))
+    asyncio.run(some(2))  # a second event loop: the batcher restarts, the thread stays
+    assert len(threads) == 5 and len(set(threads)) == 1 and threads[0] != threading.get_ident()
