@@ -43,6 +43,7 @@ from rollout.trajectory import FinishReason, Trajectory, save_trajectories
 from train.config import ConfigError, load_config, resolved_yaml, save_resolved
 from train.config.rl import RLConfig
 from train.run_files import MetricsLog, RunDirError, check_same_config, latest_checkpoint
+from train.weight_sync import push_weights
 
 logger = logging.getLogger(__name__)
 
@@ -153,12 +154,20 @@ class RLTrainer:
     # ---- setup -----------------------------------------------------------------------------------------------
 
     def _engine(self) -> Any:
-        if self.cfg.rollout.engine != "hf":
-            raise ConfigError(f"rollout.engine={self.cfg.rollout.engine}: the RL stage drives the hf engine in this "
-                              "release; the vLLM engines are wired in by the scale-out stage (use rollout.engine=hf)")
-        from rollout.engines.hf import HFEngine
+        """The rollout engine: the HF engine shares the policy module; vLLM gets weights pushed after each update."""
+        from rollout.engines.registry import create_engine
 
-        return HFEngine(self.acc.unwrap_model(self.model), self.processor, max_batch_size=self.cfg.rollout.hf_max_batch_size)
+        r = self.cfg.rollout
+        if r.engine == "hf":
+            return create_engine("hf", self.acc.unwrap_model(self.model), self.processor,
+                                 max_batch_size=r.hf_max_batch_size)
+        if r.engine == "vllm_colocate":
+            v = r.vllm
+            return create_engine("vllm_colocate", self.cfg.model.name_or_path, processor=self.processor,
+                                 tensor_parallel_size=v.tensor_parallel_size, gpu_memory_utilization=v.gpu_memory_utilization,
+                                 max_model_len=v.max_model_len, enable_sleep_mode=v.enable_sleep_mode,
+                                 seed=self.cfg.run.seed + self.acc.process_index, max_images_per_prompt=r.max_images)
+        return create_engine("vllm_server", r.vllm.server_url, self.processor, seed=self.cfg.run.seed)
 
     def _reference(self, cfg: RLConfig) -> Any:
         """A frozen copy of the initial policy, or none with LoRA (the base model with the adapter disabled)."""
@@ -211,7 +220,8 @@ class RLTrainer:
             new = asyncio.run(run_episodes(
                 mine, self.engine, protocol=self.protocol, pool=self.pool, limits=limits, sampling=sampling,
                 samples_per_task=r.num_generations, max_concurrent=r.max_concurrent_episodes, seed=c.run.seed,
-                group_prefix=f"s{step}.{rounds}.r{rank}/", metadata={"step": step, "weights_version": step}))
+                group_prefix=f"s{step}.{rounds}.r{rank}/",
+                metadata={"step": step, "weights_version": getattr(self.engine, "weights_version", None)}))
             scored = self.reward_set.score(new)
             trajs += new
             breakdowns += scored
@@ -434,7 +444,9 @@ class RLTrainer:
             while self.step < c.train.steps:
                 times: dict[str, float] = {}
                 t0 = time.perf_counter()
+                self._engine_awake(True)
                 batch = self.collect(self.step + 1)
+                self._engine_awake(False)
                 times["rollout"] = time.perf_counter() - t0
                 times["sandbox"] = float(sum(t.metadata.get("sandbox_s", 0.0) for t in batch.trajectories))
                 self._check_failures(batch)
@@ -444,6 +456,9 @@ class RLTrainer:
                 t2 = time.perf_counter()
                 upd = self.update(batch, ep_adv, step_adv)
                 times["update"] = time.perf_counter() - t2
+                t3 = time.perf_counter()
+                push_weights(self.model, self.engine, accelerator=self.acc)
+                times["sync"] = time.perf_counter() - t3
                 self.step += 1
                 times["step"] = time.perf_counter() - t0
                 m = self.metrics(batch, ep_adv, upd, times)
@@ -473,6 +488,15 @@ class RLTrainer:
         final = self.export()
         self.acc.end_training()
         return RLResult(self.run_dir, final, self.step, self.history)
+
+    def _engine_awake(self, awake: bool) -> None:
+        """A colocated vLLM engine sleeps through the update (its memory goes to the trainer) and wakes to generate."""
+        if not (self.cfg.rollout.engine == "vllm_colocate" and self.cfg.rollout.vllm.enable_sleep_mode):
+            return
+        if awake:
+            self.engine.wake_up()
+        else:
+            self.engine.sleep()
 
     def _check_failures(self, batch: StepBatch) -> None:
         failed = [x for x in batch.excluded if x and x not in ("truncated", "group_filtered")]

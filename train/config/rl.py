@@ -163,11 +163,14 @@ class RLConfig(StrictModel):
                 f"train.prompts_per_step * rollout.num_generations = {episodes} episodes per step cannot fill "
                 f"train.updates_per_step ({self.train.updates_per_step}) mini-batches; lower updates_per_step"
             )
-        # The HF engine's logprobs are taken before top-p/top-k truncation, like the trainer's; vLLM's after.
-        if self.rollout.engine != "hf" and (self.rollout.top_p < 1.0 or self.rollout.top_k > 0):
-            raise ValueError(
-                f"rollout.engine={self.rollout.engine} reports logprobs after top-p/top-k truncation, but the trainer "
-                "computes them over the full vocabulary, so the importance ratio would be biased; use top_p=1 and "
-                "top_k=0 for RL with vLLM"
-            )
+        # Engines whose logprobs are taken after top-p/top-k truncation (vLLM) cannot be compared with the trainer's
+        # full-vocabulary logprobs: one rule, stated by the engines (rollout.engines.base, "Logprobs").
+        from rollout.engines.base import SamplingParams, trainer_logprob_mismatch
+        from rollout.engines.registry import engine_spec
+
+        r = self.rollout
+        why = trainer_logprob_mismatch(engine_spec(r.engine), SamplingParams(temperature=r.temperature, top_p=r.top_p,
+                                                                              top_k=r.top_k))
+        if why:
+            raise ValueError(f"rollout.engine={r.engine}: {why}")
         return self
