@@ -190,3 +190,26 @@ def test_chat_engine_stop_string_stripped_by_api_is_restored(pool: Any, task: Ta
     tr = _run(Stripping(_script("codevl")), task, pool)
     assert tr.finish_reason is FinishReason.ANSWERED and tr.steps[0].result.ok
     assert tr.turns[0].text.endswith("</code>")
+
+
+class _BuggyEngine(ScriptedTokenEngine):
+    """An engine with a bug of our own (not a backend failure): the loop must not hide it as an engine error."""
+
+    async def generate(self, prompt_ids: list[int], images: list[Any], sampling: SamplingParams) -> GenerateOutput:
+        raise KeyError("bug in our rendering code")
+
+
+def test_a_bug_is_not_an_engine_error(processor: Any, pool: Any, task: Task) -> None:
+    with pytest.raises(KeyError, match="bug in our rendering code"):
+        _run(_BuggyEngine(processor, _script("codevl")), task, pool)
+
+
+def test_a_task_listed_twice_is_two_groups_with_distinct_ids_and_seeds(processor: Any, pool: Any,
+                                                                       task: Task) -> None:
+    engine = ScriptedTokenEngine(processor, _script("codevl"))
+    out = asyncio.run(run_episodes([task, task], engine, protocol=get_protocol("codevl"), pool=pool,
+                                   samples_per_task=2, group_prefix="s1/"))
+    assert [t.group_id for t in out] == ["s1/t0", "s1/t0", "s1/t0@1", "s1/t0@1"]
+    assert len({t.id for t in out}) == 4
+    seeds = {sp.seed for _, _, sp in engine.requests}
+    assert len(seeds) == len(engine.requests)  # every request of every episode has its own seed
