@@ -39,17 +39,17 @@ from typing import Any
 
 import numpy as np
 
-from rollout.trajectory import FinishReason, Trajectory, save_trajectories
+from rollout.trajectory import Trajectory, save_trajectories
 from train.config import ConfigError, load_config, resolved_yaml, save_resolved
+from train.config.loader import resolve_path
 from train.config.rl import RLConfig
+from train.rl_batch import StepBatch, exclusion
 from train.run_files import MetricsLog, RunDirError, check_same_config, latest_checkpoint
 from train.weight_sync import push_weights
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "rl_state.json"  # written last into a checkpoint folder: its presence marks the checkpoint complete
-FAILED = (FinishReason.ENGINE_ERROR, FinishReason.SANDBOX_ERROR)
-TRUNCATED = (FinishReason.TURN_LIMIT, FinishReason.TOKEN_LIMIT, FinishReason.IMAGE_LIMIT)
 RESUME_MAY_CHANGE = ("train.resume", "train.progress_bar", "train.steps", "run.report_to")
 
 
@@ -63,35 +63,6 @@ class RLResult:
     final_dir: Path | None
     steps: int
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-@dataclass
-class StepBatch:
-    """The episodes of one step on this process, scored, with why each is or is not trained on."""
-
-    trajectories: list[Trajectory]
-    breakdowns: list[Any]
-    excluded: list[str | None]  # None: trained on; else the reason (engine_error, judge_failed, truncated, ...)
-    filtered_groups: int = 0
-    rounds: int = 1
-
-
-def _resolve(path: str) -> str:
-    p = Path(path)
-    root = Path(__file__).resolve().parents[1]
-    return path if p.exists() or p.is_absolute() or not (root / p).exists() else str(root / p)
-
-
-def exclusion(traj: Trajectory, breakdown: Any, mask_truncated: bool) -> str | None:
-    """Why an episode is left out of the loss (None: it is trained on). Failures are data, never zeros."""
-    if traj.finish_reason in FAILED:
-        return traj.finish_reason.value  # type: ignore[union-attr]
-    failed = breakdown.failed()
-    if failed:
-        return "reward_failed:" + ",".join(failed)
-    if mask_truncated and traj.finish_reason in TRUNCATED:
-        return "truncated"
-    return None
 
 
 class RLTrainer:
@@ -120,8 +91,8 @@ class RLTrainer:
         if B % world:
             raise ConfigError(f"train.prompts_per_step ({B}) must be divisible by the number of processes ({world})")
         check_same_config(self.run_dir, _plain(cfg), ignore=RESUME_MAY_CHANGE)
-        tasks = [t for f in cfg.data.train_files for t in read_tasks(_resolve(f))]
-        self.reward_set = load_reward_set(_resolve(cfg.rewards))
+        tasks = [t for f in cfg.data.train_files for t in read_tasks(resolve_path(f))]
+        self.reward_set = load_reward_set(resolve_path(cfg.rewards))
         self.protocol = get_protocol(cfg.rollout.protocol)
         set_seed(cfg.run.seed)
         model, self.processor = load_model(cfg.model)
@@ -579,13 +550,13 @@ def run_command(args: argparse.Namespace) -> int:
     from train.model.paths import ModelPathError
 
     try:
-        cfg = load_config(RLConfig, _resolve(args.config), args.overrides)
+        cfg = load_config(RLConfig, resolve_path(args.config), args.overrides)
         if args.dry_run:
             from data import read_tasks
             from rewards import load_reward_set
 
-            n = sum(len(read_tasks(_resolve(f))) for f in cfg.data.train_files)
-            rs = load_reward_set(_resolve(cfg.rewards))
+            n = sum(len(read_tasks(resolve_path(f))) for f in cfg.data.train_files)
+            rs = load_reward_set(resolve_path(cfg.rewards))
             print(resolved_yaml(cfg), end="")
             print(f"# {n} tasks; reward set {rs.name!r}: {', '.join(c.key for c in rs)}")
             return 0

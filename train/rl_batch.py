@@ -16,10 +16,35 @@ from typing import Any
 import numpy as np
 
 from rollout.expand import trainer_inputs
-from rollout.trajectory import Trajectory
+from rollout.trajectory import FinishReason, Trajectory
 from train.batching import pad_collate, token_budget_batches
 
 FORWARD_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
+FAILED = (FinishReason.ENGINE_ERROR, FinishReason.SANDBOX_ERROR)
+TRUNCATED = (FinishReason.TURN_LIMIT, FinishReason.TOKEN_LIMIT, FinishReason.IMAGE_LIMIT)
+
+
+@dataclass
+class StepBatch:
+    """The episodes of one step on this process, scored, with why each is or is not trained on."""
+
+    trajectories: list[Trajectory]
+    breakdowns: list[Any]
+    excluded: list[str | None]  # None: trained on; else the reason (engine_error, judge_failed, truncated, ...)
+    filtered_groups: int = 0
+    rounds: int = 1
+
+
+def exclusion(traj: Trajectory, breakdown: Any, mask_truncated: bool) -> str | None:
+    """Why an episode is left out of the loss (None: it is trained on). Failures are data, never zeros."""
+    if traj.finish_reason in FAILED:
+        return traj.finish_reason.value  # type: ignore[union-attr]
+    failed = breakdown.failed()
+    if failed:
+        return "reward_failed:" + ",".join(failed)
+    if mask_truncated and traj.finish_reason in TRUNCATED:
+        return "truncated"
+    return None
 
 
 @dataclass

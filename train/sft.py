@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from train.config import ConfigError, load_config, resolved_yaml, save_resolved
+from train.config.loader import resolve_path
 from train.config.sft import DataFile, SFTConfig
 from train.run_files import MetricsLog, RunDirError, check_same_config, latest_checkpoint
 
@@ -53,15 +54,6 @@ class SFTResult:
     seconds: float = 0.0
 
 
-def _resolve(path: str) -> str:
-    """A data path as given, or under the project root when it is not found from the working directory."""
-    p = Path(path)
-    if p.exists() or p.is_absolute():
-        return path
-    root = Path(__file__).resolve().parents[1]
-    return str(root / p) if (root / p).exists() else path
-
-
 def build_datasets(cfg: SFTConfig, processor: Any) -> tuple[Any, Any | None, dict[str, Any]]:
     """(train dataset, eval dataset or None, data report) for `cfg`; raises SFTDataError naming file:line."""
     import random
@@ -74,7 +66,7 @@ def build_datasets(cfg: SFTConfig, processor: Any) -> tuple[Any, Any | None, dic
     d = cfg.data
 
     def index(files: Sequence[DataFile]) -> list[tuple[DataFile, list[Any]]]:
-        return [(f, index_file(_resolve(f.path), processor, renderer, max_length=d.max_length, overlong=d.overlong,
+        return [(f, index_file(resolve_path(f.path), processor, renderer, max_length=d.max_length, overlong=d.overlong,
                                protocol=d.protocol, report=report)) for f in files]
 
     rng = random.Random(cfg.run.seed)
@@ -298,7 +290,7 @@ def run_command(args: argparse.Namespace) -> int:
     from train.sft_dataset import SFTDataError
 
     try:
-        cfg = load_config(SFTConfig, _resolve(args.config), args.overrides)
+        cfg = load_config(SFTConfig, resolve_path(args.config), args.overrides)
         if args.dry_run:
             from train.model.processor import load_processor
 

@@ -83,6 +83,18 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> set[str]:
     return touched
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_path(path: str | Path) -> str:
+    """`path` as given when it exists (or is absolute), else the same relative path under the project root when
+    that exists there: so `configs/...` and the README's commands work from any directory."""
+    p = Path(path)
+    if p.exists() or p.is_absolute() or not (PROJECT_ROOT / p).exists():
+        return str(path)
+    return str(PROJECT_ROOT / p)
+
+
 def load_config(model: type[M], path: str | Path | None, overrides: Sequence[str] = ()) -> M:
     """Validate YAML at `path` (or an empty mapping) plus `overrides` into `model`, or raise ConfigError."""
     data, lines = load_yaml_with_lines(path) if path is not None else ({}, {})
