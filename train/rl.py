@@ -281,6 +281,7 @@ class RLTrainer:
         out["grad_norm"] = float(np.mean(grad_norms))
         out["lr"] = float(self.scheduler.get_last_lr()[0])
         out["train/samples"] = float(len(samples))
+        out["train/loss_tokens"] = float(sum(s.num_loss_tokens for s in samples) * a.ppo_epochs)
         return out
 
     def _store_logprobs(self, mb: Sequence[Any], *, old: bool) -> None:
