@@ -16,6 +16,7 @@ from rewards.component import ComponentValue, RewardComponent
 from rewards.registry import COMPONENTS, register
 from rollout.engines.base import EngineError
 from rollout.engines.hf import HFEngine
+from rollout.scripted import ScriptedTokenEngine
 from rollout.task import Task
 from rollout.trajectory import load_trajectories
 from train.config import load_config
@@ -116,32 +117,53 @@ def test_first_update_is_on_policy(tiny_models: dict[str, Path], task_file: Path
     assert m["policy/clip_frac_low"] == 0 and m["policy/clip_frac_high"] == 0
 
 
-def test_multi_turn_step_with_image_observations(oracle_sft: tuple[Path, list[Any]], tiny_models: dict[str, Path],
-                                                 test_rewards: dict[str, Path], tmp_path: Path) -> None:
-    """After a short SFT on oracle trajectories the tiny model writes code; a dense step over its multi-turn episodes
-    (code run in the sandbox, crops shown back as images) trains and saves rollouts with their exclusions."""
-    from train.config.sft import SFTConfig
-    from train.sft import run_sft
+class _TwoScripts(ScriptedTokenEngine):
+    """Replays one of two scripts, chosen by the request's seed (so the samples of a group differ): a crop of the
+    evidence shown back as an image, then the right answer; or a crop elsewhere, an error, and a wrong answer.
+    A scripted policy for the bookkeeping of a multi-turn step; the update still runs on the real model."""
 
-    sft = run_sft(load_config(SFTConfig, ROOT / "configs/sft/tiny_cpu.yaml", [
-        f"model.name_or_path={tiny_models['qwen2_5_vl']}", f"data.train_files=[{oracle_sft[0]}]",
-        f"run.output_dir={tmp_path / 'sft'}", "train.epochs=30", "train.progress_bar=false", "run.save_steps=1000"]),
-        say=lambda s: None)
-    tasks = oracle_sft[1][:2]
-    from data import write_tasks
+    def __init__(self, processor: Any, protocol: Any) -> None:
+        img = protocol.image_names(1)[0]
+        self.scripts = [
+            [protocol.format_assistant("Zoom in.", code=f"c = {img}.crop((0, 0, 24, 24))\nshow(c)"),
+             protocol.format_assistant("It is red.", answer="red")],
+            [protocol.format_assistant("Look right.", code=f"c = {img}.crop((60, 30, 90, 60))\nshow(c)"),
+             protocol.format_assistant("Again.", code="print(undefined)"),
+             protocol.format_assistant("Blue.", answer="blue")],
+        ]
+        super().__init__(processor, self.scripts[0])
 
-    write_tasks(tmp_path / "tasks.jsonl", tasks)
-    cfg = _cfg(sft.final_dir, tmp_path / "tasks.jsonl", ROOT / "configs/rewards/tapo.yaml", tmp_path / "rl",
-               "rollout.max_turns=3", "rollout.max_new_tokens_per_turn=160", "train.steps=1",
-               "algo.advantage=dense", "algo.filter_all_equal_groups=false", "rollout.temperature=0.7")
-    res = run_rl(cfg, say=lambda s: None)
-    m = res.history[0]
-    trajs = load_trajectories(tmp_path / "rl" / "rollouts" / "step_000001.jsonl")
-    assert len(trajs) == 8 and len({t.group_id for t in trajs}) == 2
-    multi = [t for t in trajs if len(t.steps) >= 1 and any(im.origin == "step" for im in t.images)]
-    assert multi, [t.turns[0].text[:200] for t in trajs]  # some episode ran code that showed an image
-    assert m["tools/any_call_rate"] > 0 and m["train/samples"] > 0 and np.isfinite(m["loss"])
-    assert all("excluded" in t.metadata for t in trajs)
+    async def generate(self, prompt_ids: list[int], images: list[Any], sampling: Any) -> Any:
+        first_turn = self._turn_index(prompt_ids) == 0
+        if first_turn:
+            self.choice = sampling.seed % 2
+        self.script = self.scripts[getattr(self, "choice", 0)]
+        return await super().generate(prompt_ids, images, sampling)
+
+
+def test_dense_multi_turn_step_with_image_observations(tiny_models: dict[str, Path], task_file: Path,
+                                                       tmp_path: Path) -> None:
+    """Multi-turn episodes (code run in the sandbox, crops shown back as images) through collect, dense advantages
+    on each step's own tokens, and an update of the real model."""
+    from rollout.protocols import get_protocol
+
+    cfg = _cfg(tiny_models["qwen2_5_vl"], task_file, ROOT / "configs/rewards/tapo.yaml", tmp_path / "rl",
+               "rollout.max_turns=4", "rollout.max_new_tokens_per_turn=64", "train.steps=1", "algo.advantage=dense",
+               "algo.filter_all_equal_groups=false", "rollout.max_concurrent_episodes=1")
+    trainer = RLTrainer(cfg, say=lambda s: None)
+    trainer.engine = _TwoScripts(trainer.processor, get_protocol("codevl"))
+    batch = trainer.collect(1)
+    trajs = batch.trajectories
+    assert len(trajs) == 8 and all(x is None for x in batch.excluded)
+    assert all(any(im.origin == "step" for im in t.images) for t in trajs)  # the crops came back as images
+    assert {len(t.steps) for t in trajs} == {1, 2}  # both scripts were played
+    ep_adv, step_adv = trainer.advantages(batch)
+    for t, s in zip(trajs, step_adv, strict=True):
+        assert s is not None and len(s) == len(t.steps)
+    assert any(abs(x) > 0 for s in step_adv for x in s)  # the step rewards differ, so do the step advantages
+    m = trainer.update(batch, ep_adv, step_adv)
+    assert m["train/samples"] == 8 and np.isfinite(m["loss"]) and m["grad_norm"] > 0
+    trainer.pool.close()
 
 
 class _FailingEngine(HFEngine):
