@@ -29,8 +29,11 @@ EVIDENCE = (10, 10, 50, 40)
 
 
 def _image(path: Path, seed: int) -> str:
-    rng = np.random.RandomState(seed)
-    arr = rng.randint(0, 255, (96, 128, 3), dtype=np.uint8)
+    """A light gradient with a dark block where the evidence box is (distinct per task by `seed`)."""
+    yy, xx = np.mgrid[0:96, 0:128]
+    arr = np.stack([150 + xx, 170 + yy, np.full_like(xx, 200 - 10 * seed)], axis=-1).clip(0, 255).astype(np.uint8)
+    x1, y1, x2, y2 = EVIDENCE
+    arr[y1:y2, x1:x2] = (40, 40 + 20 * seed, 90)
     Image.fromarray(arr).save(path)
     return path.name
 

@@ -46,7 +46,7 @@ def original_row(task: Task, position: int) -> dict[str, Any]:
         row.setdefault("index", task.metadata.get("index", position))
         return row
     row: dict[str, Any] = {"index": task.metadata.get("index", position), "question": task.question,
-                           "answer": _answer_cell(task.answer)}
+                           "answer": answer_text(task.answer)}
     for i, text in enumerate(task.choices or []):
         row[chr(ord("A") + i)] = text
     cat = task.metadata.get("category")
@@ -55,12 +55,12 @@ def original_row(task: Task, position: int) -> dict[str, Any]:
     return row
 
 
-def _answer_cell(answer: str | float | list[float]) -> str:
-    """3.0 -> "3" (as the benchmark wrote it), boxes as "[x1, y1, x2, y2]"."""
+def answer_text(answer: str | float | list[float]) -> str:
+    """A ground-truth answer as text: 3.0 -> "3" (as benchmarks write it), boxes as "[x1, y1, x2, y2]"."""
     if isinstance(answer, float) and answer.is_integer():
         return str(int(answer))
     if isinstance(answer, list):
-        return "[" + ", ".join(_answer_cell(float(v)) for v in answer) + "]"
+        return "[" + ", ".join(answer_text(float(v)) for v in answer) + "]"
     return str(answer)
 
 
