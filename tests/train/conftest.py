@@ -20,6 +20,7 @@ def eval_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tasks, script = make_benchmark(root / "bench")
     repo = Path(__file__).resolve().parents[2]
     cfg = load_config(EvalConfig, repo / "configs/eval/scripted_fixture.yaml",
-                      [*eval_overrides(tasks, script, root / "run"), f"rewards={repo / 'configs/rewards/codevision.yaml'}"])
+                      [*eval_overrides(tasks, script, root / "run"),
+                       f"rewards={repo / 'configs/rewards/codevision.yaml'}"])
     evaluate(cfg)
     return root / "run"

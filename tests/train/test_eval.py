@@ -114,7 +114,8 @@ def test_same_seed_same_samples_and_resume_after_a_torn_write_reruns_only_the_re
     assert a == b  # same seed: same samples, interrupted or not
 
 
-def test_a_killed_run_resumes_without_rerunning_finished_samples_and_ctrl_c_says_what_was_kept(bench, tmp_path: Path) -> None:
+def test_a_killed_run_resumes_without_rerunning_finished_samples_and_ctrl_c_says_what_was_kept(
+        bench, tmp_path: Path) -> None:
     script = json.loads(bench[1].read_text())
     slow = tmp_path / "script.json"
     script["t3"] = ["<code>\n```python\nimport time\ntime.sleep(60)\n```\n</code>"]
@@ -228,3 +229,22 @@ def test_tiny_model_eval_is_deterministic_by_seed(bench, pool, tmp_path: Path) -
         runs.append({r["key"]: (r["prediction"], r["last_message"], r["sampled_tokens"])
                      for r in read_records(tmp_path / name / "samples.jsonl")})
     assert runs[0] == runs[1]
+
+
+def test_a_benchmark_through_its_loader_with_transformed_copies(pool, tmp_path: Path) -> None:
+    """OCRBench's fixture (2 items) plus rotate90 copies; the policy always answers "Emerald". OCRBench counts an
+    answer that contains a reference: item 0 (Emerald) is right, item 900 (a formula) wrong, in both orientations:
+    2/4; per transform 1/2 each; per OCRBench type 2/2 and 0/2."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["<answer>Emerald</answer>"]))
+    cfg = load_config(EvalConfig, None, [
+        f"output_dir={tmp_path / 'run'}", "model.engine=scripted", f"model.script={script}", "data.benchmark=ocrbench",
+        f"data.path={ROOT / 'tests/data/fixtures/ocrbench'}", "data.transforms=[rotate90]",
+        f"data.image_dir={tmp_path / 'images'}"])
+    s = evaluate(cfg, pool=pool)
+    assert s["dataset"] == "ocrbench" and s["predictions"] == "script_ocrbench.tsv"
+    assert s["accuracy"]["overall"] == {"n": 4, "correct": 2, "accuracy": 0.5}
+    assert {k: (v["correct"], v["n"]) for k, v in s["accuracy"]["by_transform"].items()} == {
+        "none": (1, 2), "rotate90": (1, 2)}
+    assert {k: (v["correct"], v["n"]) for k, v in s["accuracy"]["by_category"].items()} == {
+        "Handwritten Mathematical Expression Recognition": (0, 2), "Regular Text Recognition": (2, 2)}

@@ -125,3 +125,15 @@ def test_view_errors_name_the_file_and_exit_with_the_documented_code(tmp_path: P
     assert main(["view", str(target)]) == code
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
+
+
+def test_demo_layout_rollouts_and_summary(eval_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "demo"
+    shutil.copytree(eval_run / "trajectories", run / "trajectories")
+    (run / "trajectories" / "eval.jsonl").rename(run / "trajectories" / "rollouts.jsonl")
+    (run / "summary.json").write_text('{"tasks": 6, "sft_losses": [6.5, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.25], '
+                                      '"rollout": {"episodes": 6}}')
+    page = write_report(run).read_text()
+    assert "rollouts run at" in page and page.count('<section class="ep"') == 6
+    assert "<td>sft_losses</td><td>9 values: 6.5000, 6.0000, ... 0.2500</td>" in page
+    assert "<td>rollout.episodes</td><td>6</td>" in page

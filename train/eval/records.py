@@ -24,8 +24,8 @@ from rollout.trajectory import FinishReason, Trajectory
 FAILED_FINISH = (FinishReason.ENGINE_ERROR.value, FinishReason.SANDBOX_ERROR.value)
 
 # Metadata keys that name a task's category, most specific first (V* and HRBench: category; VLMsAreBlind: task;
-# generators and MVToolBench: task_type; anything generated: generator).
-CATEGORY_KEYS = ("category", "task", "task_type", "generator")
+# OCRBench: type; generators and MVToolBench: task_type; anything generated: generator).
+CATEGORY_KEYS = ("category", "task", "type", "task_type", "generator")
 
 
 def task_category(task: Task) -> str | None:

@@ -98,7 +98,8 @@ def check_resume(cfg: EvalConfig, out: Path) -> None:
     try:
         old = EvalConfig.model_validate(yaml.safe_load(old_path.read_text()))
     except Exception as exc:  # noqa: BLE001 - any unreadable old config: say so, do not guess
-        raise EvalSetupError(f"{old_path} cannot be read as an eval config ({exc}); choose another output_dir") from None
+        raise EvalSetupError(f"{old_path} cannot be read as an eval config ({exc}); "
+                             "choose another output_dir") from None
     a, b = old.identity(), cfg.identity()
     a["data"].pop("limit"), b["data"].pop("limit")
     changes = _diff(a, b)

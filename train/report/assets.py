@@ -29,7 +29,8 @@ pre.err { background: #ffebe9; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 10px; font-size: 12px; border: 1px solid var(--line); }
 .status-ok { background: #dafbe1; } .status-error, .status-timeout, .status-memory, .status-crashed,
 .status-output_limit, .status-killed { background: #ffebe9; }
-#filters { position: sticky; top: 0; background: #fff; border-bottom: 1px solid var(--line); padding: 8px 0; z-index: 2; }
+#filters { position: sticky; top: 0; background: #fff; border-bottom: 1px solid var(--line); padding: 8px 0;
+           z-index: 2; }
 #filters fieldset { display: inline-block; border: 1px solid var(--line); margin: 2px 6px 2px 0; padding: 2px 8px; }
 #filters legend { font-size: 12px; color: var(--unk); }
 #filters input[type=number] { width: 70px; }

@@ -171,7 +171,8 @@ def input_figure(ep: Episode, index: int, ref: str, src: ImageSrc) -> str:
         if int(ev.get("image", 0)) == index:
             x1, y1, x2, y2 = ev["box"]
             shapes.append(f'<rect class="evidence" x="{x1}" y="{y1}" width="{x2 - x1}" height="{y2 - y1}" fill="none" '
-                          f'stroke="#1a7f37" stroke-width="3" stroke-dasharray="6 3" vector-effect="non-scaling-stroke">'
+                          f'stroke="#1a7f37" stroke-width="3" stroke-dasharray="6 3" '
+                          f'vector-effect="non-scaling-stroke">'
                           f'<title>evidence{(": " + esc(ev.get("label"))) if ev.get("label") else ""}</title></rect>')
     for s in ep.data.get("steps") or []:
         for j, im in enumerate((s.get("result") or {}).get("images") or []):
@@ -180,10 +181,11 @@ def input_figure(ep: Episode, index: int, ref: str, src: ImageSrc) -> str:
                 continue
             x1, y1, x2, y2 = reg["box"]
             c = STEP_COLOURS[s["index"] % len(STEP_COLOURS)]
+            label_y = y1 - 3 * unit if y1 > 14 * unit else y2 + 12 * unit  # above the box, or below at the top edge
             shapes.append(f'<rect class="crop" x="{x1}" y="{y1}" width="{x2 - x1}" height="{y2 - y1}" fill="none" '
                           f'stroke="{c}" stroke-width="2" vector-effect="non-scaling-stroke"><title>step {s["index"]} '
                           f'output {j}: {esc(" > ".join(reg.get("ops") or []))}</title></rect>'
-                          f'<text x="{x1 + 2 * unit}" y="{y1 + 13 * unit}" fill="{c}" stroke="#fff" '
+                          f'<text x="{x1}" y="{label_y}" fill="{c}" stroke="#fff" '
                           f'stroke-width="{0.6 * unit}" paint-order="stroke" font-weight="bold" '
                           f'font-size="{12 * unit}">{s["index"]}.{j}</text>')
     return (f'<figure><svg class="im" viewBox="0 0 {w} {h}" width="{shown_w}" height="{round(h / unit)}" '
@@ -279,7 +281,8 @@ def episode_html(ep: Episode, anchor: str, src: ImageSrc) -> str:
             f'<span class="unknown">({esc(where)})</span></h3>')
     req = ", ".join(task.get("required_ops") or [])
     info = (f'<div class="task"><b>question</b><pre>{esc(task["question"])}</pre><b>ground truth</b> '
-            f'{esc(answer_text(task.get("answer")))} ({esc(task.get("answer_type"))}) &nbsp; <b>answer</b> {esc(d.get("answer"))}'
+            f'{esc(answer_text(task.get("answer")))} ({esc(task.get("answer_type"))}) &nbsp; '
+            f'<b>answer</b> {esc(d.get("answer"))}'
             + (f" &nbsp; <b>required ops</b> {esc(req)}" if req else "")
             + (f'<pre class="err">{esc(d.get("error"))}</pre>' if d.get("error") else "") + "</div>")
     inputs = [input_figure(ep, i, im["image"], src) for i, im in enumerate(d.get("images") or [])

@@ -84,16 +84,19 @@ def eval_summary_html(s: dict[str, Any]) -> str:
     t = s["tools"]
     tools = (f"<tr><td>calls per sample</td><td class=num>{fmt(t['calls_per_sample'])}</td></tr>"
              f"<tr><td>samples with any call</td><td class=num>{_pct(t['any_call_rate'])}</td></tr>"
-             f"<tr><td>code error rate ({t['code_blocks']} blocks)</td><td class=num>{_pct(t['code_error_rate'])}</td></tr>"
+             f"<tr><td>code error rate ({t['code_blocks']} blocks)</td>"
+             f"<td class=num>{_pct(t['code_error_rate'])}</td></tr>"
              + "".join(f"<tr><td>op {esc(k)} (share of samples)</td><td class=num>{_pct(v)}</td></tr>"
                        for k, v in t["ops_share_of_samples"].items())
-             + "".join(f"<tr><td>finish {esc(k)}</td><td class=num>{v}</td></tr>" for k, v in t["finish_reasons"].items()))
+             + "".join(f"<tr><td>finish {esc(k)}</td><td class=num>{v}</td></tr>"
+                       for k, v in t["finish_reasons"].items()))
     f = s.get("faithfulness") or {}
     ft = f.get("table") or {}
     faith = ""
     if ft and sum(ft.values()):
         faith = (f"<h3>faithfulness (CodeV protocol)</h3><table><tr><th></th><th>correct</th><th>wrong</th></tr>"
-                 f"<tr><th>faithful</th><td class=num>{ft['faithful_correct']}</td><td class=num>{ft['faithful_wrong']}</td></tr>"
+                 f"<tr><th>faithful</th><td class=num>{ft['faithful_correct']}</td>"
+                 f"<td class=num>{ft['faithful_wrong']}</td></tr>"
                  f"<tr><th>unfaithful</th><td class=num>{ft['unfaithful_correct']}</td>"
                  f"<td class=num>{ft['unfaithful_wrong']}</td></tr></table>"
                  f"<div>P(correct | faithful) = {fmt(f.get('p_correct_given_faithful'))}; P(faithful | correct) = "
@@ -109,6 +112,30 @@ def eval_summary_html(s: dict[str, Any]) -> str:
             f"{fmt(tm.get('generate_s_mean'))} s, sandbox {fmt(tm.get('sandbox_s_mean'))} s)</div></div></div>")
 
 
+def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(d, dict) and d:
+        out: list[tuple[str, Any]] = []
+        for k, v in d.items():
+            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [(prefix, d)]
+
+
+def _compact(v: Any) -> str:
+    if isinstance(v, list) and len(v) > 8 and all(isinstance(x, (int, float)) for x in v):
+        return f"{len(v)} values: {fmt(v[0], 4)}, {fmt(v[1], 4)}, ... {fmt(v[-1], 4)}"
+    if isinstance(v, float):
+        return fmt(v, 4)
+    return esc(json.dumps(v) if isinstance(v, (list, dict)) else v)
+
+
+def generic_summary_html(s: dict[str, Any]) -> str:
+    """Any other summary.json (the demo's): its keys flattened into one table, long number lists shortened."""
+    flat = _flatten(s)
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{_compact(v)}</td></tr>" for k, v in flat)
+    return f"<details{' open' if len(flat) <= 30 else ''}><summary>summary.json</summary><table>{rows}</table></details>"
+
+
 def filters_html(episodes: list[Episode]) -> str:
     def boxes(name: str, values: list[str]) -> str:
         return "".join(f'<label><input type="checkbox" name="{name}" value="{esc(v)}" checked> {esc(v)}</label> '
@@ -116,7 +143,8 @@ def filters_html(episodes: list[Episode]) -> str:
 
     finishes = sorted({e.finish for e in episodes})
     types = sorted({e.task_type for e in episodes})
-    return (f'<div id="filters"><fieldset><legend>answer</legend>{boxes("correct", ["yes", "no", "unknown"])}</fieldset>'
+    return (f'<div id="filters"><fieldset><legend>answer</legend>{boxes("correct", ["yes", "no", "unknown"])}'
+            f'</fieldset>'
             f'<fieldset><legend>finish reason</legend>{boxes("finish", finishes)}</fieldset>'
             f'<fieldset><legend>task type</legend>{boxes("type", types)}</fieldset>'
             f'<fieldset><legend>reward</legend><input type="number" id="rmin" step="any" placeholder="min"> to '
@@ -158,13 +186,14 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, max_epis
     episodes, total = collect_episodes(rd, max_episodes)
     anchors = {e.id: f"ep-{i}" for i, e in enumerate(episodes)}
     body = [f"<header><h1>codevl report: {esc(rd.root.name or rd.root)}</h1><div class=sub>{esc(rd.kind)} run at "
-            f"{esc(rd.root.resolve())}; {len(rd.trajectory_files)} trajectory file(s), {total} episode(s)</div></header>",
+            f"{esc(rd.root.resolve())}; {len(rd.trajectory_files)} trajectory file(s), {total} episode(s)"
+            "</div></header>",
             "<main>"]
     if rd.summary is not None:
         s = json.loads(rd.summary.read_text())
         body.append("<h2>summary</h2>")
         body.append(eval_summary_html(s) if rd.kind == "eval" and "accuracy" in s
-                    else f"<pre>{esc(json.dumps(s, indent=2))}</pre>")
+                    else generic_summary_html(s))
     pngs = plot_metrics(rd.root) if plots and rd.metrics is not None else []
     if pngs:
         body.append("<h2>metrics per step</h2><div class=plots>" + "".join(
