@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[0] = str(ROOT)  # this folder holds a rollout.py that would shadow the rollout package
 
 
 def main() -> None:

@@ -248,3 +248,41 @@ def test_a_benchmark_through_its_loader_with_transformed_copies(pool, tmp_path: 
         "none": (1, 2), "rotate90": (1, 2)}
     assert {k: (v["correct"], v["n"]) for k, v in s["accuracy"]["by_category"].items()} == {
         "Handwritten Mathematical Expression Recognition": (0, 2), "Regular Text Recognition": (2, 2)}
+
+
+def test_a_generated_held_out_split(pool, tmp_path: Path) -> None:
+    """Three orientation tasks generated under seed 1000; the policy always answers PENCIL, so the number correct
+    is the number of generated tasks whose answer is PENCIL (counted here from the generated file)."""
+    from data import read_tasks
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["<answer>PENCIL</answer>"]))
+    over = [f"output_dir={tmp_path / 'run'}", "model.engine=scripted", f"model.script={script}",
+            "data.synthetic=[{generator: orientation, n: 3, seed: 1000, config: {min_side: 256, max_side: 320}}]"]
+    s = evaluate(load_config(EvalConfig, None, over), pool=pool)
+    tasks = read_tasks(tmp_path / "run/data/orientation_seed1000/tasks.jsonl")
+    assert s["dataset"] == "synthetic_orientation" and s["samples"] == 3 == len(tasks)
+    expected = sum(str(t.answer).strip().lower() == "pencil" for t in tasks)
+    assert s["accuracy"]["overall"]["correct"] == expected and s["accuracy"]["by_category"]["orientation"]["n"] == 3
+    again = evaluate(load_config(EvalConfig, None, over), pool=pool)  # regenerated identically: nothing rerun
+    assert again["this_invocation"]["samples_run"] == 0 and again["accuracy"] == s["accuracy"]
+    with pytest.raises(ConfigError, match="unknown generator 'orientaton'"):
+        load_config(EvalConfig, None, [*over[:3], "data.synthetic=[{generator: orientaton}]"])
+
+
+@pytest.mark.parametrize(("override", "fragment"), [
+    ("rewards=configs/rewards/nope.yaml", "reward set file not found"),
+    ("model.script=/nonexistent/s.json", "s.json not found"),
+    ("data.tasks=/nonexistent/t.jsonl", "t.jsonl not found"),
+])
+def test_dry_run_checks_what_a_run_would_need_before_any_work(bench, tmp_path: Path, capsys, override: str,
+                                                              fragment: str) -> None:
+    base = ["eval", "--config", str(ROOT / "configs/eval/scripted_fixture.yaml"), *eval_overrides(*bench, tmp_path)]
+    assert main([*base, "--dry-run"]) == 0 and "engine: scripted" in capsys.readouterr().out
+    assert main([*base, override, "--dry-run"]) == 2
+    assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "samples.jsonl").exists()
+    # hf with a local path that is not a model: refused before any model is loaded
+    assert main(["eval", "--config", str(ROOT / "configs/eval/tiny_synthetic.yaml"), "--dry-run",
+                 f"model.name_or_path={tmp_path}"]) == 2
+    assert "is not a model directory" in capsys.readouterr().err

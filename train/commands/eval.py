@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="eval YAML, e.g. configs/eval/tiny_synthetic.yaml")
     parser.add_argument("rest", nargs="*", metavar="OVERRIDE",
                         help="dotted overrides (data.limit=20 model.name_or_path=DIR), or: compare RUN_A RUN_B")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the config, model and data paths and the reward set; print the resolved config")
     parser.add_argument("--restart", action="store_true", help="discard finished samples in output_dir first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -58,17 +59,21 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if args.dry_run:
-        print(resolved_yaml(cfg), end="")
-        return 0
-
     from data.loaders import LoaderError
     from data.task_file import TaskFileError
     from rewards import RewardConfigError
     from train.eval import EvalSetupError, evaluate, format_summary, read_records
-    from train.eval.runner import SAMPLES_NAME
+    from train.eval.runner import SAMPLES_NAME, preflight
 
     samples = f"{cfg.output_dir}/{SAMPLES_NAME}"
+    if args.dry_run:
+        try:
+            preflight(cfg)
+        except (EvalSetupError, RewardConfigError) as exc:
+            print(f"codevl eval: {exc}", file=sys.stderr)
+            return 2
+        print(resolved_yaml(cfg), end="")
+        return 0
     try:
         summary = evaluate(cfg, restart=args.restart, progress=not args.no_progress,
                            say=lambda line: print(line, file=sys.stderr, flush=True))

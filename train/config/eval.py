@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rewards.faithfulness import FaithfulnessParams
 from train.config.base import StrictModel
+from train.config.demo import GENERATOR_NAMES
 
 EVAL_ENGINES = ("hf", "vllm_colocate", "vllm_server", "openai", "scripted")
 
@@ -63,13 +64,31 @@ class EvalModel(StrictModel):
         return raw.rsplit("/", 1)[-1].removesuffix(".json") or self.engine
 
 
+class SyntheticSplit(StrictModel):
+    """Tasks made by a generator (`codevl data synth`): tasks `0..n-1` of `generator` under `seed`, written to
+    `output_dir/data/<generator>/`. Pick a seed the training data did not use to get a held-out split."""
+
+    generator: str
+    n: int = Field(16, gt=0, le=100000)
+    seed: int = 1000
+    config: dict[str, Any] = Field(default_factory=dict, description="the generator's own config keys")
+
+    @field_validator("generator")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in GENERATOR_NAMES:
+            raise ValueError(f"unknown generator {v!r}; valid: {', '.join(GENERATOR_NAMES)}")
+        return v
+
+
 class EvalData(StrictModel):
-    """What to evaluate on: a benchmark read by `data.loaders.load_benchmark(benchmark, path)` or a task JSONL
-    (`tasks`), exactly one of the two."""
+    """What to evaluate on, exactly one of: a benchmark read by `data.loaders.load_benchmark(benchmark, path)`, a
+    task JSONL (`tasks`), or generated splits (`synthetic`)."""
 
     benchmark: str | None = Field(None, description="a benchmark loader name (see `codevl data convert --help`)")
     path: str | None = Field(None, description="the benchmark's local files")
     tasks: str | None = Field(None, description="a task JSONL file (codevl data synth / convert output)")
+    synthetic: list[SyntheticSplit] | None = Field(None, description="generated held-out splits")
     name: str | None = Field(None, description="dataset name for tables and the predictions file (default: the "
                              "benchmark name or the task file's stem)")
     limit: int | None = Field(None, gt=0, description="evaluate the first N tasks only")
@@ -79,8 +98,8 @@ class EvalData(StrictModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> EvalData:
-        if (self.benchmark is None) == (self.tasks is None):
-            raise ValueError("set exactly one of data.benchmark (with data.path) and data.tasks")
+        if sum(x is not None for x in (self.benchmark, self.tasks, self.synthetic)) != 1:
+            raise ValueError("set exactly one of data.benchmark (with data.path), data.tasks and data.synthetic")
         if self.benchmark is not None and not self.path:
             raise ValueError(f"data.benchmark {self.benchmark!r} needs data.path (where its files are)")
         return self
@@ -90,6 +109,8 @@ class EvalData(StrictModel):
             return self.name
         if self.benchmark:
             return self.benchmark
+        if self.synthetic:
+            return "synthetic_" + "_".join(s.generator for s in self.synthetic)
         return (self.tasks or "tasks").rstrip("/").rsplit("/", 1)[-1].removesuffix(".jsonl")
 
 

@@ -30,6 +30,21 @@ def load_script(path: str | Path) -> Any:
     return script
 
 
+def check_model(cfg: EvalModel) -> None:
+    """Fail early, before any work, on a model that cannot be loaded: a missing script or local model directory."""
+    if cfg.engine == "scripted":
+        assert cfg.script is not None
+        load_script(cfg.script)
+        return
+    assert cfg.name_or_path is not None
+    local = Path(cfg.name_or_path).expanduser()
+    # a hub id is "org/name"; anything else (absolute, relative with more parts, existing) is a local directory
+    looks_local = (local.is_absolute() or cfg.name_or_path.startswith((".", "~")) or local.exists()
+                   or cfg.name_or_path.count("/") != 1)
+    if cfg.engine in ("hf", "vllm_server", "vllm_colocate") and looks_local and not (local / "config.json").is_file():
+        raise EvalSetupError(f"model.name_or_path {cfg.name_or_path} is not a model directory (no config.json there)")
+
+
 def build_engine(cfg: EvalModel, *, seed: int = 0) -> Any:
     """The engine for `cfg` (see `EvalModel` for what each kind needs)."""
     from rollout.engines.registry import create_engine
@@ -37,11 +52,8 @@ def build_engine(cfg: EvalModel, *, seed: int = 0) -> Any:
     if cfg.engine == "scripted":
         assert cfg.script is not None
         return create_engine("scripted", load_script(cfg.script), **cfg.engine_kwargs)
+    check_model(cfg)
     assert cfg.name_or_path is not None
-    local = Path(cfg.name_or_path).expanduser()
-    looks_local = local.is_absolute() or cfg.name_or_path.startswith((".", "~")) or local.exists()
-    if cfg.engine in ("hf", "vllm_server", "vllm_colocate") and looks_local and not (local / "config.json").is_file():
-        raise EvalSetupError(f"model.name_or_path {cfg.name_or_path} is not a model directory (no config.json there)")
     if cfg.engine == "hf":
         import torch
 

@@ -12,7 +12,7 @@ the TSV, written with every field quoted). Its `evaluate()` then reads that file
 
 `index` is the row's own when kept (`metadata["index"]` or the original row's), else the task's position.
 The prediction is the episode's extracted final answer; an episode that gave none contributes its last assistant
-message, as VLMEvalKit's answer extraction expects free text.
+message, as VLMEvalKit's answer extraction expects free text. With several samples per task, sample 0's.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ import yaml
 from rollout.task import Task
 from train.config import resolved_yaml
 from train.config.eval import EvalConfig
-from train.eval.engines import EvalSetupError, build_engine
+from train.eval.engines import EvalSetupError, build_engine, check_model
 from train.eval.predictions import original_row, prediction_text, predictions_path, write_predictions
 from train.eval.records import (append_records, finished_keys, make_record, read_records, sample_key)
 from train.eval.summary import summarize
@@ -50,13 +50,26 @@ TRAJECTORY_FILE = "trajectories/eval.jsonl"
 
 
 def load_eval_tasks(cfg: EvalConfig) -> list[Task]:
-    """The tasks of `cfg.data` (a benchmark through its loader, or a task file), limited to `data.limit`."""
+    """The tasks of `cfg.data` (a benchmark through its loader, a task file, or generated splits written under
+    output_dir/data/), limited to `data.limit`."""
     d = cfg.data
-    if d.tasks is not None:
+    if d.synthetic is not None:
+        from data import read_tasks
+        from data.generators import generate_to_dir
+
+        tasks = []
+        for i, split in enumerate(d.synthetic):
+            out = Path(cfg.output_dir) / "data" / f"{split.generator}_seed{split.seed}"
+            try:
+                res = generate_to_dir(split.generator, split.n, out, seed=split.seed, config=split.config or None,
+                                      workers=1, progress=False)
+            except ValueError as exc:  # the generator rejected its config
+                raise EvalSetupError(f"data.synthetic[{i}] ({split.generator}): {exc}") from None
+            tasks += read_tasks(res.path)
+        tasks = tasks[: d.limit] if d.limit else tasks
+    elif d.tasks is not None:
         from data import read_tasks
 
-        if not Path(d.tasks).is_file():
-            raise EvalSetupError(f"data.tasks {d.tasks} not found (a task JSONL, e.g. from `codevl data synth`)")
         tasks = read_tasks(d.tasks)
         if d.transforms:
             from data.transformed_tasks import parse_transforms, transformed_variants
@@ -79,6 +92,30 @@ def load_eval_tasks(cfg: EvalConfig) -> list[Task]:
                                  "matches samples by task id, so ids must be unique")
         seen[t.id] = i
     return tasks
+
+
+def preflight(cfg: EvalConfig) -> Any:
+    """Every check that needs no model and no episode: the reward set loads, the protocol exists, the model's
+    script or directory and the data's files are there. Returns the reward set (or None). `--dry-run` runs it."""
+    from rewards import load_reward_set
+    from rollout.protocols import get_protocol
+
+    reward_set = load_reward_set(cfg.rewards) if cfg.rewards else None
+    get_protocol(cfg.protocol)
+    check_model(cfg.model)
+    d = cfg.data
+    if d.tasks is not None and not Path(d.tasks).is_file():
+        raise EvalSetupError(f"data.tasks {d.tasks} not found (a task JSONL, e.g. from `codevl data synth`)")
+    if d.benchmark is not None:
+        from data.loaders import get_loader
+
+        try:
+            get_loader(d.benchmark)
+        except ValueError as exc:
+            raise EvalSetupError(f"data.benchmark: {exc}") from None
+        if not Path(d.path or "").expanduser().exists():
+            raise EvalSetupError(f"data.path {d.path} not found (where the {d.benchmark} files are)")
+    return reward_set
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -196,7 +233,6 @@ def evaluate(cfg: EvalConfig, *, engine: Any = None, pool: Any = None, restart: 
 
     `engine` / `pool`: use these instead of building them from `cfg.model` / a default sandbox pool (the demo
     evaluates models it holds in memory). `restart`: discard an existing run in output_dir first."""
-    from rewards import load_reward_set
     from rollout.engines.base import SamplingParams
     from rollout.loop import EpisodeLimits, EpisodeRunner
     from rollout.protocols import get_protocol
@@ -207,7 +243,7 @@ def evaluate(cfg: EvalConfig, *, engine: Any = None, pool: Any = None, restart: 
         for p in (samples_file, traj_file, out / SUMMARY_NAME):
             p.unlink(missing_ok=True)
     check_resume(cfg, out)
-    reward_set = load_reward_set(cfg.rewards) if cfg.rewards else None
+    reward_set = preflight(cfg)
     protocol = get_protocol(cfg.protocol)
     tasks = load_eval_tasks(cfg)
     out.mkdir(parents=True, exist_ok=True)

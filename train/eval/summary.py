@@ -137,8 +137,11 @@ def format_summary(s: dict[str, Any], records: Sequence[dict[str, Any]] | None =
     if s.get("reward"):
         lines.append(f"reward: total mean {s['reward']['total_mean']}")
     tm = s["timing"]
-    lines.append(f"time per sample: {tm['wall_s_mean']} s (generation {tm['generate_s_mean']} s, sandbox "
-                 f"{tm['sandbox_s_mean']} s)")
+    lines.append(f"time per episode (episodes run concurrently): {tm['wall_s_mean']} s (generation "
+                 f"{tm['generate_s_mean']} s, sandbox {tm['sandbox_s_mean']} s)")
+    inv = s.get("this_invocation")
+    if inv:
+        lines.append(f"this run: {inv['samples_run']} samples in {inv['seconds']:.1f} s")
     if s["failed"]:
         lines.append(f"{s['failed']} sample(s) failed (engine or sandbox errors; rerun the command to retry them), "
                      f"e.g. {s['failures'][0]['key']}: {s['failures'][0]['error']}")

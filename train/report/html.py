@@ -133,7 +133,8 @@ def generic_summary_html(s: dict[str, Any]) -> str:
     """Any other summary.json (the demo's): its keys flattened into one table, long number lists shortened."""
     flat = _flatten(s)
     rows = "".join(f"<tr><td>{esc(k)}</td><td>{_compact(v)}</td></tr>" for k, v in flat)
-    return f"<details{' open' if len(flat) <= 30 else ''}><summary>summary.json</summary><table>{rows}</table></details>"
+    opened = " open" if len(flat) <= 30 else ""
+    return f"<details{opened}><summary>summary.json</summary><table>{rows}</table></details>"
 
 
 def filters_html(episodes: list[Episode]) -> str:
