@@ -53,6 +53,8 @@ def test_accuracy_tools_and_faithfulness_match_the_hand_computed_table(bench, po
     assert {k: (v["correct"], v["n"]) for k, v in acc["by_transform"].items()} == {"none": (1, 1), "rotate90": (1, 1)}
     t = s["tools"]
     assert t["calls_per_sample"] == 0.5 and t["any_call_rate"] == 0.5  # 3 blocks over 6 samples, 3 with a call
+    assert t["executing_code_rate"] == pytest.approx(2 / 6, abs=1e-6)  # t0, t1 ran ok; t4's block raised
+    assert t["answered_rate"] == pytest.approx(5 / 6, abs=1e-6)  # all but t5
     assert t["code_block_status"] == {"ok": 2, "error": 1} and t["code_error_rate"] == pytest.approx(1 / 3, abs=1e-6)
     assert t["ops_share_of_samples"] == {"crop": pytest.approx(2 / 6, abs=1e-6)}  # t0 and t1 cropped
     assert t["finish_reasons"] == {"answered": 5, "stopped": 1}

@@ -60,6 +60,8 @@ def comparison_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any
     ta, tb = a["tools"], b["tools"]
     rows += [("tool calls / sample", ta["calls_per_sample"], tb["calls_per_sample"], False),
              ("any tool call", ta["any_call_rate"], tb["any_call_rate"], True),
+             ("code that executes", ta["executing_code_rate"], tb["executing_code_rate"], True),
+             ("answered", ta["answered_rate"], tb["answered_rate"], True),
              ("code error rate", ta["code_error_rate"], tb["code_error_rate"], True)]
     fa, fb = a.get("faithfulness", {}), b.get("faithfulness", {})
     for key in ("any_faithful_rate", "p_correct_given_faithful", "p_faithful_given_correct"):

@@ -50,8 +50,10 @@ def accuracy_table(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def tool_table(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Calls per sample, share of samples with any call, code error rate over the blocks that ran, operations used
-    (traced, or parsed from the code where there is no trace), finish reasons."""
+    """Calls per sample, share of samples with any call and with at least one block that ran without error
+    (`executing_code_rate`), share that gave an answer in the protocol's format (`answered_rate`), code error rate
+    over the blocks that ran, operations used (traced, or parsed from the code where there is no trace), finish
+    reasons."""
     done = [r for r in records if not r.get("failed")]
     statuses = Counter(s for r in done for s in r["step_status"])
     ran = sum(v for k, v in statuses.items() if not k.startswith("not_run"))
@@ -60,6 +62,8 @@ def tool_table(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "samples": len(done),
         "calls_per_sample": _mean([r["steps"] for r in done]),
         "any_call_rate": _mean([float(r["steps"] > 0) for r in done]),
+        "executing_code_rate": _mean([float("ok" in r["step_status"]) for r in done]),
+        "answered_rate": _mean([float(r["finish_reason"] == "answered") for r in done]),
         "code_error_rate": round((ran - statuses.get("ok", 0)) / ran, 6) if ran else None,
         "code_blocks": sum(statuses.values()),
         "code_block_status": dict(sorted(statuses.items())),
@@ -123,6 +127,7 @@ def format_summary(s: dict[str, Any], records: Sequence[dict[str, Any]] | None =
             lines.append(f"by {dim}: " + ", ".join(f"{k} {_pct(v['accuracy'])} ({v['correct']}/{v['n']})"
                                                  for k, v in a[f"by_{dim}"].items()))
     t = s["tools"]
+    lines.append(f"answered {_pct(t['answered_rate'])}; code that executes {_pct(t['executing_code_rate'])} of samples")
     lines.append(f"tools: {t['calls_per_sample']} calls/sample, any call {_pct(t['any_call_rate'])}, code errors "
                  f"{_pct(t['code_error_rate'])} of {t['code_blocks']} blocks; ops "
                  + (", ".join(f"{k} {_pct(v)}" for k, v in t["ops_share_of_samples"].items()) or "none"))

@@ -84,6 +84,8 @@ def eval_summary_html(s: dict[str, Any]) -> str:
     t = s["tools"]
     tools = (f"<tr><td>calls per sample</td><td class=num>{fmt(t['calls_per_sample'])}</td></tr>"
              f"<tr><td>samples with any call</td><td class=num>{_pct(t['any_call_rate'])}</td></tr>"
+             f"<tr><td>samples with code that executes</td><td class=num>{_pct(t['executing_code_rate'])}</td></tr>"
+             f"<tr><td>samples answered</td><td class=num>{_pct(t['answered_rate'])}</td></tr>"
              f"<tr><td>code error rate ({t['code_blocks']} blocks)</td>"
              f"<td class=num>{_pct(t['code_error_rate'])}</td></tr>"
              + "".join(f"<tr><td>op {esc(k)} (share of samples)</td><td class=num>{_pct(v)}</td></tr>"
@@ -102,14 +104,20 @@ def eval_summary_html(s: dict[str, Any]) -> str:
                  f"<div>P(correct | faithful) = {fmt(f.get('p_correct_given_faithful'))}; P(faithful | correct) = "
                  f"{fmt(f.get('p_faithful_given_correct'))}</div>")
     tm = s.get("timing") or {}
+    failures = "".join(f"<li>{esc(f['key'])}: {esc(f['finish_reason'])}: {esc(f.get('error'))}</li>"
+                       for f in s.get("failures") or [])
+    if failures:
+        failures = (f"<div class=err><b>{s['failed']} failed sample(s)</b> (engine or sandbox errors; not counted "
+                    f"in accuracy; rerun the evaluation to retry them)<ul>{failures}</ul></div>")
     return (f"<p>model <b>{esc(s.get('model'))}</b> ({esc(s.get('engine'))}) on <b>{esc(s.get('dataset'))}</b>, "
             f"protocol {esc(s.get('protocol'))}: {s['samples']} samples, {s['failed']} failed, {s['unscored']} unscored"
             f"{'; ' + str(s['missing']) + ' not run yet' if s.get('missing') else ''}. Predictions for VLMEvalKit: "
             f"<code>{esc(s.get('predictions'))}</code></p>"
             f"<div style='display:flex;gap:24px;flex-wrap:wrap'><div><h3>accuracy</h3><table><tr><th>by</th><th></th>"
             f"<th>accuracy</th><th>n</th></tr>{''.join(rows)}</table></div><div><h3>tool use</h3><table>{tools}</table>"
-            f"</div><div>{faith}<h3>time per sample</h3><div>{fmt(tm.get('wall_s_mean'))} s (generation "
-            f"{fmt(tm.get('generate_s_mean'))} s, sandbox {fmt(tm.get('sandbox_s_mean'))} s)</div></div></div>")
+            f"</div><div>{faith}<h3>time per episode</h3><div>{fmt(tm.get('wall_s_mean'))} s (generation "
+            f"{fmt(tm.get('generate_s_mean'))} s, sandbox {fmt(tm.get('sandbox_s_mean'))} s)</div></div></div>"
+            f"{failures}")
 
 
 def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -155,6 +163,10 @@ def filters_html(episodes: list[Episode]) -> str:
             f'{len(episodes)} episodes</div>')
 
 
+def _clip(text: Any, n: int) -> Any:
+    return text if not isinstance(text, str) or len(text) <= n else text[:n] + "..."
+
+
 def task_table_html(episodes: list[Episode], anchors: dict[str, str]) -> str:
     """One block of rows per task: its question and ground truth, then each episode's answer, verdict, reward."""
     by_task: dict[str, list[Episode]] = defaultdict(list)
@@ -163,13 +175,13 @@ def task_table_html(episodes: list[Episode], anchors: dict[str, str]) -> str:
     rows = []
     for tid, eps in by_task.items():
         t = eps[0].task
-        q = t["question"] if len(t["question"]) <= 160 else t["question"][:160] + "..."
+        q = _clip(t["question"], 160)
         for i, e in enumerate(eps):
             first = (f'<td rowspan="{len(eps)}">{esc(tid)}</td><td rowspan="{len(eps)}">{esc(q)}</td>'
                      f'<td rowspan="{len(eps)}">{esc(answer_text(t.get("answer")))}</td>') if i == 0 else ""
             rows.append(f'<tr class="eprow" {data_attrs(e)}>{first}<td><a href="#{anchors[e.id]}">{esc(e.id)}</a>'
                         f'{" (step " + str(e.rl_step) + ")" if e.rl_step is not None else ""}</td>'
-                        f'<td>{esc(e.data.get("answer"))}</td><td>{verdict(e.correct)}</td>'
+                        f'<td>{esc(_clip(e.data.get("answer"), 120))}</td><td>{verdict(e.correct)}</td>'
                         f'<td class=num>{fmt(e.reward_total)}</td><td>{esc(e.finish)}</td>'
                         f'<td class=num>{len(e.data.get("steps") or [])}</td></tr>')
     return ("<table id=tasks><tr><th>task</th><th>question</th><th>ground truth</th><th>episode</th><th>answer</th>"
