@@ -16,9 +16,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ("examples:\n"
+                     "  codevl eval --config configs/eval/tiny_synthetic.yaml model.name_or_path=runs/demo/sft-model\n"
+                     "  codevl eval compare runs/eval/a runs/eval/b\n"
+                     "exit codes: 0 ok; 1 data failures (bad task file, failed samples); 2 usage; 130 interrupted "
+                     "(finished samples kept; rerun to resume)")
     parser.add_argument("--config", help="eval YAML, e.g. configs/eval/tiny_synthetic.yaml")
     parser.add_argument("rest", nargs="*", metavar="OVERRIDE",
                         help="dotted overrides (data.limit=20 model.name_or_path=DIR), or: compare RUN_A RUN_B")
@@ -84,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"codevl eval: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        n = len(read_records(samples)) if _exists(samples) else 0
+        n = len(read_records(samples)) if Path(samples).exists() else 0
         print(f"\ncodevl eval: interrupted; {n} finished sample(s) are kept in {samples}; run the same command "
               "again to resume", file=sys.stderr)
         return 130
@@ -93,8 +100,3 @@ def run(args: argparse.Namespace) -> int:
           f"{summary['predictions']}); view it: codevl view {cfg.output_dir}")
     return 1 if summary["failed"] or summary["missing"] else 0
 
-
-def _exists(path: str) -> bool:
-    from pathlib import Path
-
-    return Path(path).exists()

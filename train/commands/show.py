@@ -16,6 +16,8 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "exit codes: 0 ok; 1 a bad file or an unknown --id; 2 a path that does not exist"
     parser.add_argument("path", help="a trajectories .jsonl file, or a run directory")
     parser.add_argument("--id", action="append", default=None, help="show only this trajectory id (repeatable)")
     parser.add_argument("--list", action="store_true", help="one line per trajectory: id, finish, answer, reward")

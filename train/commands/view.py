@@ -21,6 +21,11 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ("reads: RUN/trajectories/*.jsonl (demo, eval), RUN/rollouts/step_*.jsonl + metrics.jsonl (RL), "
+                     "metrics.jsonl (SFT), or one .jsonl file\n"
+                     "filters are kept in the URL: report.html#correct=no&finish=answered&type=ocr&rmin=0.5\n"
+                     "exit codes: 0 ok; 1 an unreadable file; 2 a path that does not exist or holds nothing to show")
     parser.add_argument("run", help="run directory, or one trajectories .jsonl file")
     parser.add_argument("--out", default=None, help="HTML file to write (default RUN/report.html)")
     parser.add_argument("--max-episodes", type=int, default=300, help="most episodes drawn (spread over the files)")
