@@ -220,13 +220,13 @@ def test_tiny_model_eval_is_deterministic_by_seed(bench, pool, tmp_path: Path) -
 
     model_dir = build_tiny_model("qwen2_5_vl", tmp_path / "tiny", seed=0)
     over = [f"data.tasks={bench[0]}", "model.engine=hf", f"model.name_or_path={model_dir}", "model.device=cpu",
-            "model.dtype=float32", "model.attn_implementation=eager", "data.limit=3", "sampling.temperature=1.0",
-            "limits.max_turns=2", "limits.max_new_tokens_per_turn=24", "limits.max_total_tokens=2048", "seed=7"]
+            "model.dtype=float32", "model.attn_implementation=eager", "data.limit=2", "sampling.temperature=1.0",
+            "limits.max_turns=2", "limits.max_new_tokens_per_turn=12", "limits.max_total_tokens=2048", "seed=7"]
     runs = []
     for name in ("a", "b"):
         cfg = load_config(EvalConfig, None, [*over, f"output_dir={tmp_path / name}"])
         s = evaluate(cfg, pool=pool)
-        assert s["samples"] == 3 and s["failed"] == 0 and s["accuracy"]["overall"]["n"] == 3
+        assert s["samples"] == 2 and s["failed"] == 0 and s["accuracy"]["overall"]["n"] == 2
         assert s["response"]["sampled_tokens_mean"] > 0
         runs.append({r["key"]: (r["prediction"], r["last_message"], r["sampled_tokens"])
                      for r in read_records(tmp_path / name / "samples.jsonl")})

@@ -94,15 +94,17 @@ def load_eval_tasks(cfg: EvalConfig) -> list[Task]:
     return tasks
 
 
-def preflight(cfg: EvalConfig) -> Any:
+def preflight(cfg: EvalConfig, *, model: bool = True) -> Any:
     """Every check that needs no model and no episode: the reward set loads, the protocol exists, the model's
-    script or directory and the data's files are there. Returns the reward set (or None). `--dry-run` runs it."""
+    script or directory (unless `model=False`: an engine is given) and the data's files are there. Returns the
+    reward set (or None). `--dry-run` runs it."""
     from rewards import load_reward_set
     from rollout.protocols import get_protocol
 
     reward_set = load_reward_set(cfg.rewards) if cfg.rewards else None
     get_protocol(cfg.protocol)
-    check_model(cfg.model)
+    if model:
+        check_model(cfg.model)
     d = cfg.data
     if d.tasks is not None and not Path(d.tasks).is_file():
         raise EvalSetupError(f"data.tasks {d.tasks} not found (a task JSONL, e.g. from `codevl data synth`)")
@@ -243,7 +245,7 @@ def evaluate(cfg: EvalConfig, *, engine: Any = None, pool: Any = None, restart: 
         for p in (samples_file, traj_file, out / SUMMARY_NAME):
             p.unlink(missing_ok=True)
     check_resume(cfg, out)
-    reward_set = preflight(cfg)
+    reward_set = preflight(cfg, model=engine is None)
     protocol = get_protocol(cfg.protocol)
     tasks = load_eval_tasks(cfg)
     out.mkdir(parents=True, exist_ok=True)
