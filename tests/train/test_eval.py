@@ -288,3 +288,31 @@ def test_dry_run_checks_what_a_run_would_need_before_any_work(bench, tmp_path: P
     assert main(["eval", "--config", str(ROOT / "configs/eval/tiny_synthetic.yaml"), "--dry-run",
                  f"model.name_or_path={tmp_path}"]) == 2
     assert "is not a model directory" in capsys.readouterr().err
+
+
+def test_engine_failures_are_counted_apart_and_rerun_on_resume(bench, pool, tmp_path: Path, capsys) -> None:
+    """t3's generation fails: a failed sample, not a wrong answer. It is left out of accuracy (of the other five,
+    t0 and t1 are right: 2/5), marked in the predictions file, and rerun on resume (then 3/6 as in the table)."""
+    from rollout.engines.base import EngineError
+    from rollout.scripted import ScriptedPolicy
+
+    class Flaky(ScriptedPolicy):
+        fail = True
+
+        async def chat(self, messages, images, sampling, context=None):  # noqa: ANN001, ANN201
+            if self.fail and context["task_id"] == "t3":
+                raise EngineError("backend unavailable")
+            return await super().chat(messages, images, sampling, context)
+
+    engine = Flaky(json.loads(bench[1].read_text()))
+    out = tmp_path / "run"
+    s = evaluate(_cfg(bench, out), engine=engine, pool=pool)
+    assert s["failed"] == 1 and s["accuracy"]["overall"] == {"n": 5, "correct": 2, "accuracy": 0.4}
+    assert s["failures"][0]["key"] == "t3#0" and "backend unavailable" in s["failures"][0]["error"]
+    rows = list(csv.DictReader((out / s["predictions"]).open(newline=""), delimiter="\t"))
+    assert rows[3]["prediction"].startswith("Failed to obtain answer: engine_error")
+    engine.fail = False
+    calls_before = engine.calls
+    s = evaluate(_cfg(bench, out), engine=engine, pool=pool)
+    assert engine.calls - calls_before == 1  # only t3 ran again (one answer turn)
+    assert s["failed"] == 0 and s["accuracy"]["overall"] == {"n": 6, "correct": 3, "accuracy": 0.5}
