@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from rollout.protocols import get_protocol
@@ -84,3 +85,21 @@ def eval_overrides(tasks: Path, script: Path, out: Path) -> list[str]:
     """Dotted overrides of an eval config that runs the scripted policy on the fixture."""
     return [f"output_dir={out}", "model.engine=scripted", f"model.script={script}", "model.name=scripted",
             f"data.tasks={tasks}", "data.name=fixture", "max_concurrent=4"]
+
+
+@pytest.fixture(scope="session")
+def eval_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished evaluation run directory of this benchmark under its scripted policy (real sandbox), scored with
+    the CodeVision reward set so that episodes carry reward breakdowns. Test modules import it to use it."""
+    from train.config import load_config
+    from train.config.eval import EvalConfig
+    from train.eval import evaluate
+
+    root = tmp_path_factory.mktemp("eval_run")
+    tasks, script = make_benchmark(root / "bench")
+    repo = Path(__file__).resolve().parents[2]
+    cfg = load_config(EvalConfig, repo / "configs/eval/scripted_fixture.yaml",
+                      [*eval_overrides(tasks, script, root / "run"),
+                       f"rewards={repo / 'configs/rewards/codevision.yaml'}"])
+    evaluate(cfg)
+    return root / "run"

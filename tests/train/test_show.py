@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.train.eval_fixture import eval_run  # noqa: F401 - the shared evaluation-run fixture
 from train.cli import main
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.train.eval_fixture import eval_run  # noqa: F401 - the shared evaluation-run fixture
 from train.cli import main
 from train.report.html import write_report
 
