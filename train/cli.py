@@ -26,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("train.commands.infer", "run any model as a code-writing agent on an image (PyVision-style)"),
     "sandbox": ("train.commands.sandbox", "run a Python file in a sandbox session; print the result and layers"),
     "rescore": ("train.commands.rescore", "re-score saved trajectories under another reward set and print the table"),
+    "eval": ("train.commands.eval", "evaluate a model on a benchmark or task file; compare two evaluations"),
+    "view": ("train.commands.view", "write a static HTML report of a run: episodes, code, images, rewards, plots"),
+    "show": ("train.commands.show", "print saved trajectories in the terminal"),
 }
 
 

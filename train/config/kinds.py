@@ -8,10 +8,11 @@ from pydantic import BaseModel
 
 from train.config.demo import DemoConfig
 from train.config.errors import ConfigError
+from train.config.eval import EvalConfig
 from train.config.rl import RLConfig
 from train.config.sft import SFTConfig
 
-CONFIG_KINDS: dict[str, type[BaseModel]] = {"sft": SFTConfig, "rl": RLConfig, "demo": DemoConfig}
+CONFIG_KINDS: dict[str, type[BaseModel]] = {"sft": SFTConfig, "rl": RLConfig, "demo": DemoConfig, "eval": EvalConfig}
 
 
 def config_model(kind: str) -> type[BaseModel]:
