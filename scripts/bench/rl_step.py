@@ -119,13 +119,8 @@ def run_trl(a: argparse.Namespace, model_dir: Path, tasks: Path, out: Path) -> d
     proto = get_protocol("codevl")
     rows = []
     for t in read_tasks(tasks):
-        msgs = proto.initial_messages(t.question, [(112, 112)])
-        img = Image.open(t.images[0]).convert("RGB")
-        for m in msgs:
-            for part in m["content"] if isinstance(m["content"], list) else []:
-                if part.get("type") == "image":
-                    part["image"] = img
-        rows.append({"prompt": msgs})
+        msgs = proto.initial_messages(t.question, [(112, 112)])  # an {"type": "image"} part; TRL inserts "image"
+        rows.append({"prompt": msgs, "image": Image.open(t.images[0]).convert("RGB")})
     ds = datasets.Dataset.from_list(rows * a.steps)
     dtype = "float32" if a.device == "cpu" else "bfloat16"
     model, processor = load_model(ModelConfig(name_or_path=str(model_dir), dtype=dtype, attn_implementation="sdpa"))

@@ -111,12 +111,12 @@ def run_one(kind: str, model_dir: str, data: str, steps: int, batch: int, budget
         from train.run_files import read_metrics
         from train.sft import run_sft
 
-        extra = [f"train.max_tokens_per_batch={budget}"] if budget else [f"train.per_device_batch_size={batch}"]
+        extra = ([f"train.max_tokens_per_batch={budget}", f"data.max_length={budget}"] if budget else
+                 [f"train.per_device_batch_size={batch}", "train.max_tokens_per_batch=null", "data.max_length=100000"])
         cfg = load_config(CodevlSFT, ROOT / "configs/sft/tiny_cpu.yaml", [
             f"model.name_or_path={model_dir}", f"data.train_files=[{data}]",
             f"run.output_dir={Path(data).parent / ('out-' + kind)}", f"train.max_steps={steps}", "train.resume=never",
-            "train.progress_bar=false", "run.save_steps=100000", "run.logging_steps=1", "optim.lr=1e-4",
-            "data.max_length=100000", *extra])
+            "train.progress_bar=false", "run.save_steps=100000", "run.logging_steps=1", "optim.lr=1e-4", *extra])
         run_sft(cfg, callbacks=[Clock()], say=lambda s: None)
         logged = [(r["step"], r["num_tokens"]) for r in read_metrics(cfg.run.output_dir) if "num_tokens" in r]
     # steps 2..N (the first is warm-up): real (non-padding) tokens from TRL's cumulative num_tokens metric
