@@ -1,44 +1,41 @@
-"""The CPU demo: the whole pipeline that exists so far, end to end, on the tiny model and generated data.
+"""The CPU demo: the whole pipeline, SFT -> RL -> eval, on the tiny model and generated data, in minutes.
 
     codevl demo                                    # defaults (configs/demo/cpu.yaml holds the same values)
-    codevl demo --config configs/demo/cpu.yaml rollout.samples_per_task=8 rewards=configs/rewards/tapo.yaml
-    codevl demo --dry-run                          # print the resolved config
+    codevl demo --quick                            # the smaller variant the test suite runs
+    codevl demo --config configs/demo/cpu.yaml rl.steps=5 rewards=configs/rewards/codevision.yaml
 
 Stages, each written under `output_dir`:
-1. model: a tiny Qwen-VL model built offline (`tiny-model/`), loaded by the loader that loads real checkpoints;
-2. data: synthetic tasks from each generator (`data/<generator>/tasks.jsonl` + images);
-3. oracle: correct code-as-tool trajectories for those tasks, every block executed in the real sandbox
-   (`sft/oracle.jsonl`): the SFT data;
-4. sft: full-batch AdamW on the oracle trajectories, loss on assistant tokens only (`train.fit`); the fitted model
-   is saved (`sft-model/`, loadable by `codevl infer --engine hf --model OUTPUT_DIR/sft-model`);
-5. rollout: `samples_per_task` episodes per task (a GRPO group) through the concurrent episode loop, the HF engine
-   and the sandbox, token-exact with sampling logprobs (`trajectories/rollouts.jsonl`);
-6. rewards: the reward set scored on every trajectory and group, recorded in each trajectory (so
-   `codevl rescore OUTPUT_DIR --rewards configs/rewards/X.yaml` re-scores the run under another set);
-7. `summary.json`: timings, SFT losses, finish reasons, code steps and their statuses, reward, tool and
-   faithfulness metrics, and the reward spread within groups (the signal GRPO's advantages are made of).
+1. model   a tiny Qwen-VL built offline (`tiny-model/`), loaded by the loader that loads real checkpoints;
+2. data    synthetic train tasks and held-out eval tasks (other seeds) from each generator (`data/`);
+3. oracle  correct code-as-tool trajectories for the train tasks, every block run in the real sandbox
+           (`sft/oracle.jsonl`): the SFT data;
+4. eval    the untrained model on the held-out tasks (`eval/base/`);
+5. sft     the SFT stage (`train/sft.py`) on the oracle trajectories (`sft/`, model in `sft/final/`);
+6. eval    after SFT (`eval/sft/`);
+7. rl      a few steps of the RL stage (`train/rl.py`): real multi-turn rollouts in the sandbox, the reward set,
+           advantages, updates (`rl/`, model in `rl/final/`);
+8. eval    after RL (`eval/rl/`);
+9. report  `report.html`: the stage table, links to each run's report (episodes, code, images, rewards, plots).
 
-A few-hundred-thousand-parameter model cannot read text off an image: what the demo shows is the machinery (it
-learns the oracle's format and tool use in seconds, its answers are mostly wrong), not accuracy.
+A model of a few hundred thousand parameters cannot read text off an image: what the demo shows is the machinery
+and what each stage changes in behaviour (code that executes, answers in the format), not accuracy. Its first
+lines say so with the measured numbers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import statistics
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from train.config import save_resolved
+from train.config import load_config, save_resolved
 from train.config.demo import DemoConfig
-from train.config.model import ModelConfig
+from train.config.loader import resolve_path
 
-logger = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("base", "sft", "rl")
 
 
 def _stage(timings: dict[str, float], name: str, say: Callable[[str], None]) -> Callable[[str], None]:
@@ -51,136 +48,207 @@ def _stage(timings: dict[str, float], name: str, say: Callable[[str], None]) -> 
     return done
 
 
-def make_tasks(cfg: DemoConfig, out: Path) -> list[Any]:
-    """`tasks_per_generator` tasks from each configured generator, written under `out/data/`."""
+def make_tasks(cfg: DemoConfig, out: Path, *, split: str) -> tuple[list[Any], list[Path]]:
+    """Train tasks (seeds seed+i) or held-out eval tasks (seeds 1000+seed+i) of every configured generator."""
     from data import read_tasks
     from data.generators import generate_to_dir
 
-    tasks = []
+    n = cfg.data.tasks_per_generator if split == "train" else cfg.data.eval_tasks_per_generator
+    base = cfg.seed if split == "train" else 1000 + cfg.seed
+    tasks, files = [], []
     for i, name in enumerate(cfg.data.generators):
-        res = generate_to_dir(name, cfg.data.tasks_per_generator, out / "data" / name, seed=cfg.seed + i,
+        res = generate_to_dir(name, n, out / "data" / split / name, seed=base + i,
                               config=cfg.data.generator_config.get(name), workers=1, progress=False)
         tasks += read_tasks(res.path)
-    return tasks
+        files.append(res.path)
+    return tasks, files
 
 
-def group_spread(trajectories: list[Any]) -> dict[str, float]:
-    """How much reward varies within GRPO groups: groups with any spread give a learning signal."""
-    groups: dict[str, list[float]] = {}
-    for t in trajectories:
-        if t.reward:
-            groups.setdefault(t.group_id, []).append(float(t.reward["total"]))
-    if not groups:
-        return {}
-    stds = [statistics.pstdev(v) for v in groups.values()]
-    return {"groups": len(groups), "groups_with_spread": sum(s > 1e-9 for s in stds),
-            "mean_within_group_std": round(sum(stds) / len(stds), 4)}
+def evaluate_stage(cfg: DemoConfig, out: Path, name: str, model_dir: Path, eval_file: Path, pool: Any) -> dict[str, Any]:
+    """Greedy evaluation of the model in `model_dir` on the held-out tasks (`eval/<name>/`)."""
+    from train.config.eval import EvalConfig
+    from train.eval.runner import evaluate
+
+    e = cfg.eval
+    ecfg = load_config(EvalConfig, None, [
+        f"output_dir={out / 'eval' / name}", f"seed={cfg.seed}", f"protocol={cfg.protocol}", "model.engine=hf",
+        f"model.name_or_path={model_dir}", "model.dtype=float32", "model.attn_implementation=eager",
+        "model.device=cpu", f"model.name=demo-{name}", f"data.tasks={eval_file}", "data.name=demo_heldout",
+        f"limits.max_turns={e.max_turns}", f"limits.max_new_tokens_per_turn={e.max_new_tokens_per_turn}",
+        f"limits.max_total_tokens={e.max_total_tokens}", "sampling.temperature=0", f"rewards={resolve_path(cfg.rewards)}"])
+    return evaluate(ecfg, pool=pool, restart=True, progress=True)
 
 
 def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Run the demo; returns a summary (also written to output_dir/summary.json). `say` receives progress lines."""
-    import torch
-
     import sandbox
+    from data import write_tasks
     from data.oracle import build_oracle_trajectories
-    from rewards import batch_metrics, load_reward_set
-    from rewards.rescore import RescoreSummary, format_table
-    from rollout.engines.base import SamplingParams
-    from rollout.engines.hf import HFEngine
-    from rollout.loop import EpisodeLimits, run_episodes
-    from rollout.pretty import format_trajectory
+    from rewards import load_reward_set
     from rollout.protocols import get_protocol
     from rollout.trajectory import save_trajectories
-    from train.fit import fit_trajectories
-    from train.model.loading import load_model
+    from train.config.rl import RLConfig
+    from train.config.sft import SFTConfig
     from train.model.tiny import build_tiny_model
+    from train.rl import run_rl
+    from train.sft import run_sft
 
-    torch.manual_seed(cfg.seed)
     out = Path(cfg.output_dir)
     save_resolved(cfg, out)
-    reward_set = load_reward_set(cfg.rewards)  # a bad reward file fails before any work
+    rewards_path = resolve_path(cfg.rewards)
+    load_reward_set(rewards_path)  # a bad reward file fails before any work
     protocol = get_protocol(cfg.protocol)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
 
     done = _stage(timings, "model", say)
     model_dir = build_tiny_model(cfg.arch, out / "tiny-model", seed=cfg.seed)
-    model, processor = load_model(ModelConfig(name_or_path=str(model_dir), dtype="float32",
-                                              attn_implementation="eager", freeze_vision_tower=False,
-                                              freeze_projector=False))
-    n_params = sum(p.numel() for p in model.parameters())
-    done(f"tiny {cfg.arch}: {n_params:,} parameters in {model_dir}")
+    done(f"tiny {cfg.arch} in {model_dir}")
 
     done = _stage(timings, "data", say)
-    tasks = make_tasks(cfg, out)
-    done(f"{len(tasks)} synthetic tasks ({', '.join(cfg.data.generators)}) in {out / 'data'}")
+    train_tasks, train_files = make_tasks(cfg, out, split="train")
+    eval_tasks, _ = make_tasks(cfg, out, split="eval")
+    eval_file = out / "data" / "eval" / "tasks.jsonl"
+    write_tasks(eval_file, eval_tasks)
+    done(f"{len(train_tasks)} train and {len(eval_tasks)} held-out synthetic tasks ({', '.join(cfg.data.generators)})")
 
     pool = sandbox.SandboxPool(sandbox.SandboxConfig())
+    evals: dict[str, dict[str, Any]] = {}
     try:
         done = _stage(timings, "oracle", say)
-        oracle = build_oracle_trajectories(tasks, protocol=protocol, pool=pool, variants=cfg.data.oracle_variants,
+        oracle = build_oracle_trajectories(train_tasks, protocol=protocol, pool=pool, variants=cfg.data.oracle_variants,
                                            seed=cfg.seed, progress=False)
         if not oracle.trajectories:
             raise RuntimeError(f"no oracle trajectory passed its check: {oracle.summary()}")
-        save_trajectories(out / "sft" / "oracle.jsonl", oracle.trajectories)
-        layers = pool.layers.summary() if pool.layers else "unknown"
-        done(f"{oracle.summary()}; every block ran in the sandbox ({layers})")
+        sft_data = out / "sft" / "oracle.jsonl"
+        save_trajectories(sft_data, oracle.trajectories)
+        done(f"{oracle.summary()}; every block ran in the sandbox")
+
+        done = _stage(timings, "eval base", say)
+        evals["base"] = evaluate_stage(cfg, out, "base", model_dir, eval_file, pool)
+        done(_eval_line(evals["base"]))
 
         done = _stage(timings, "sft", say)
-        losses = fit_trajectories(model, processor, oracle.trajectories, steps=cfg.sft.steps, lr=cfg.sft.lr,
-                                  seed=cfg.seed)
-        model.save_pretrained(out / "sft-model")
-        processor.save_pretrained(out / "sft-model")
-        done(f"{cfg.sft.steps} full-batch steps on {len(oracle.trajectories)} trajectories: "
-             f"loss {losses[0]:.3f} -> {losses[-1]:.3f}; saved to {out / 'sft-model'}")
+        s = cfg.sft
+        sft_cfg = load_config(SFTConfig, None, [
+            f"run.output_dir={out / 'sft'}", f"run.seed={cfg.seed}", "run.logging_steps=5", "run.save_steps=1000000",
+            f"model.name_or_path={model_dir}", "model.dtype=float32", "model.attn_implementation=eager",
+            "model.freeze_vision_tower=false", "model.freeze_projector=false", f"data.train_files=[{sft_data}]",
+            f"data.protocol={cfg.protocol}", f"data.max_length={s.max_tokens_per_batch}", f"train.max_steps={s.steps}",
+            f"train.max_tokens_per_batch={s.max_tokens_per_batch}", "train.mixed_precision=no",
+            "train.merge_lora=false", "train.resume=never", f"optim.lr={s.lr}", "optim.scheduler=constant"])
+        sft = run_sft(sft_cfg, say=lambda line: None)
+        done(f"{sft.steps} steps on {len(oracle.trajectories)} oracle trajectories: loss {sft.losses[0]:.3f} -> "
+             f"{sft.losses[-1]:.3f}; model in {sft.final_dir}")
 
-        done = _stage(timings, "rollout", say)
-        r = cfg.rollout
-        engine = HFEngine(model, processor, max_batch_size=max(1, len(tasks) * r.samples_per_task))
-        limits = EpisodeLimits(max_turns=r.max_turns, max_new_tokens_per_turn=r.max_new_tokens_per_turn,
-                               max_total_tokens=r.max_total_tokens)
-        trajs = asyncio.run(run_episodes(tasks, engine, protocol=protocol, pool=pool, limits=limits,
-                                         sampling=SamplingParams(temperature=r.temperature),
-                                         samples_per_task=r.samples_per_task, seed=cfg.seed, progress=False))
-        steps = [s for t in trajs for s in t.steps]
-        statuses = Counter(s.result.status.value if s.result is not None else "not_run" for s in steps)
-        done(f"{len(trajs)} episodes ({r.samples_per_task} per task) in {engine.stats['batches']} generation "
-             f"batches; {len(steps)} code blocks: {dict(statuses)}")
+        done = _stage(timings, "eval sft", say)
+        evals["sft"] = evaluate_stage(cfg, out, "sft", sft.final_dir, eval_file, pool)
+        done(_eval_line(evals["sft"]))
     finally:
         pool.close()
 
-    done = _stage(timings, "rewards", say)
-    breakdowns = reward_set.score(trajs)
-    run_file = out / "trajectories" / "rollouts.jsonl"
-    save_trajectories(run_file, trajs)
-    metrics = batch_metrics(trajs)
-    done(f"reward set {reward_set.name!r} scored; trajectories in {run_file}")
-    say(format_table(RescoreSummary(reward_set, [run_file], breakdowns=breakdowns)))
-    example = max(trajs, key=lambda t: (len(t.steps), t.reward["total"] if t.reward else 0.0))
-    say(format_trajectory(example, max_chars=2500))
+    done = _stage(timings, "rl", say)
+    r = cfg.rl
+    rl_cfg = load_config(RLConfig, None, [
+        f"run.output_dir={out / 'rl'}", f"run.seed={cfg.seed}", "run.save_steps=1000000",
+        f"model.name_or_path={sft.final_dir}", "model.dtype=float32", "model.attn_implementation=eager",
+        "model.freeze_vision_tower=false", "model.freeze_projector=false",
+        f"data.train_files=[{','.join(str(f) for f in train_files)}]", f"rewards={rewards_path}",
+        f"optim.lr={r.lr}", "optim.scheduler=constant", "rollout.engine=hf", f"rollout.protocol={cfg.protocol}",
+        f"rollout.num_generations={r.samples_per_task}", f"rollout.temperature={r.temperature}",
+        f"rollout.max_turns={r.max_turns}", f"rollout.max_new_tokens_per_turn={r.max_new_tokens_per_turn}",
+        f"rollout.max_total_tokens={r.max_total_tokens}", f"algo.advantage={r.advantage}", "algo.max_refill_rounds=1",
+        f"train.steps={r.steps}", f"train.prompts_per_step={r.prompts_per_step}", "train.resume=never",
+        "train.max_tokens_per_microbatch=8192"])
+    rl = run_rl(rl_cfg, say=lambda line: None)
+    hist = rl.history
+    done(f"{rl.steps} steps x {r.prompts_per_step} tasks x {r.samples_per_task} episodes: reward "
+         f"{hist[0]['reward/total/mean']:.3f} -> {hist[-1]['reward/total/mean']:.3f}, tool calls per episode "
+         f"{hist[0].get('tools/calls_mean', 0):.2f} -> {hist[-1].get('tools/calls_mean', 0):.2f}; model in {rl.final_dir}")
 
+    pool = sandbox.SandboxPool(sandbox.SandboxConfig())
+    try:
+        done = _stage(timings, "eval rl", say)
+        evals["rl"] = evaluate_stage(cfg, out, "rl", Path(rl.final_dir or out / "rl" / "final"), eval_file, pool)
+        done(_eval_line(evals["rl"]))
+    finally:
+        pool.close()
+
+    done = _stage(timings, "report", say)
+    table = stage_table(evals)
     summary = {
-        "output_dir": str(out),
-        "arch": cfg.arch,
-        "parameters": n_params,
-        "tasks": len(tasks),
-        "oracle": {"trajectories": len(oracle.trajectories), "failed_checks": len(oracle.failures),
-                   "variants": dict(Counter(t.metadata.get("oracle_variant") for t in oracle.trajectories))},
-        "sft_losses": [round(x, 4) for x in losses],
-        "sft_model": str(out / "sft-model"),
-        "rollout": {
-            "episodes": len(trajs),
-            "finish_reasons": dict(Counter(t.finish_reason.value for t in trajs if t.finish_reason)),
-            "code_steps": len(steps),
-            "code_step_status": dict(statuses),
-            "sampled_tokens": sum(sum(t.loss_mask) for t in trajs),
-            "generation_batches": engine.stats["batches"],
-        },
-        "rewards": {"reward_set": reward_set.name, "total_mean": round(sum(b.total for b in breakdowns) / len(breakdowns), 4),
-                    **group_spread(trajs)},
-        "metrics": {k: round(v, 4) for k, v in sorted(metrics.items())},
-        "timings_s": timings,
-        "seconds": round(time.perf_counter() - t_all, 2),
+        "output_dir": str(out), "arch": cfg.arch, "train_tasks": len(train_tasks), "eval_tasks": len(eval_tasks),
+        "oracle_trajectories": len(oracle.trajectories), "sft_losses": [round(x, 4) for x in sft.losses],
+        "sft_steps": sft.steps, "rl_steps": rl.steps,
+        "rl_reward": [round(m["reward/total/mean"], 4) for m in hist],
+        "stages": table, "timings_s": timings, "seconds": round(time.perf_counter() - t_all, 2),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    report = write_demo_report(out, summary)
+    done(f"{report}")
+    summary["report"] = str(report)
     return summary
+
+
+def _eval_line(s: dict[str, Any]) -> str:
+    t, a = s["tools"], s["accuracy"]["overall"]
+    return (f"{s['samples']} held-out samples: code that executes {_pct(t['executing_code_rate'])}, answered in "
+            f"format {_pct(t['answered_rate'])}, accuracy {_pct(a['accuracy'])}, mean reward "
+            f"{(s.get('reward') or {}).get('total_mean') or 0:.3f}")
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.0f}%"
+
+
+def stage_table(evals: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per stage: executing-code rate, answered rate, accuracy, mean reward on the held-out tasks."""
+    return {name: {"executing_code_rate": s["tools"]["executing_code_rate"], "answered_rate": s["tools"]["answered_rate"],
+                   "accuracy": s["accuracy"]["overall"]["accuracy"],
+                   "reward_mean": (s.get("reward") or {}).get("total_mean")} for name, s in evals.items()}
+
+
+def headline(table: dict[str, dict[str, float | None]]) -> list[str]:
+    """What changed at each stage, with numbers, and plainly what did not."""
+    rows = [f"{'stage':<6} {'code executes':>13} {'answered':>9} {'accuracy':>9} {'reward':>8}"]
+    for name in STAGES:
+        if name in table:
+            t = table[name]
+            rows.append(f"{name:<6} {_pct(t['executing_code_rate']):>13} {_pct(t['answered_rate']):>9} "
+                        f"{_pct(t['accuracy']):>9} {(t['reward_mean'] or 0):>8.3f}")
+    b, s = table.get("base", {}), table.get("sft", {})
+    lines = [*rows]
+    if b and s:
+        change = (s["executing_code_rate"] or 0) - (b["executing_code_rate"] or 0)
+        lines.append(f"SFT changed the share of held-out samples with code that executes by {100 * change:+.0f} points"
+                     f" and answers in the format by {100 * ((s['answered_rate'] or 0) - (b['answered_rate'] or 0)):+.0f}.")
+    acc = [table[n]["accuracy"] for n in STAGES if n in table]
+    if all((x or 0) < 0.5 for x in acc):
+        lines.append("Accuracy did not become good, and is not expected to: a model this small cannot read text off "
+                     "an image. The demo shows the machinery; accuracy needs a real checkpoint and a GPU.")
+    return lines
+
+
+def write_demo_report(out: Path, summary: dict[str, Any]) -> Path:
+    """`report.html` (stage table and links) plus each run's own report (`<run>/report.html`)."""
+    from html import escape
+
+    from train.report.html import write_report
+    from train.report.run_dir import RunDirError
+
+    links = []
+    for name, sub in (("held-out eval, before SFT", "eval/base"), ("SFT run", "sft"), ("held-out eval, after SFT", "eval/sft"),
+                      ("RL run", "rl"), ("held-out eval, after RL", "eval/rl")):
+        try:
+            page = write_report(out / sub)
+            links.append(f'<li><a href="{escape(str(page.relative_to(out)))}">{escape(name)}</a></li>')
+        except RunDirError as exc:  # a run with nothing to show is said on the page
+            links.append(f"<li>{escape(name)}: no report ({escape(str(exc))})</li>")
+    head = "\n".join(headline(summary["stages"]))
+    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>codevl demo</title>"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f4f4f4;padding:1em}"
+            f"</style></head><body><h1>codevl demo</h1><pre>{escape(head)}</pre><h2>reports</h2><ul>{''.join(links)}</ul>"
+            f"<h2>summary.json</h2><pre>{escape(json.dumps(summary, indent=2))}</pre></body></html>")
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,10 +1,9 @@
-"""Fit a model to a handful of trajectories with full-batch AdamW: the demo's and the tests' small SFT.
+"""Fit a model in memory to a handful of trajectories with full-batch AdamW, in seconds: a test utility.
 
-The loss is next-token cross-entropy on assistant tokens only: on a token-exact trajectory its loss mask (what
-the policy sampled), on a message-level one (oracle or teacher data) the assistant content rendered by the
-chat template plus its end-of-turn token (`rollout.render.ChatRenderer.render_ids`). Observations, prompts and
-image tokens carry no loss. Real SFT runs use the SFT stage (TRL) with the same rendering; this exists so that a
-tiny model can learn a few trajectories in seconds on CPU (e.g. to make it write code for rollout tests).
+Why it exists beside the SFT stage (`train/sft.py`): the HF engine's tests teach a tiny model one exact trajectory
+so that greedy decoding must reproduce it token for token, without files, a trainer or a run directory. The labels
+follow the SFT stage's one rule (`train.sft_labels`: the assistant's tokens plus each turn's end-of-turn token).
+Training runs, the demo included, use the SFT stage.
 """
 
 from __future__ import annotations
@@ -16,16 +15,13 @@ from rollout.expand import trainer_inputs
 from rollout.render import ChatRenderer
 from rollout.trajectory import Trajectory
 from train.model.placement import to_model
+from train.sft_labels import sft_tokens
 
 
 def sft_example(traj: Trajectory, processor: Any, renderer: ChatRenderer | None = None) -> dict[str, Any]:
     """Model inputs plus `labels` (-100 off the loss) for one trajectory."""
     images = [im.array for im in traj.images]
-    if traj.tokenized:
-        ids, mask = traj.token_ids, traj.loss_mask
-    else:
-        r = (renderer or ChatRenderer(processor)).render_ids(traj.messages())
-        ids, mask = r.token_ids, r.assistant_mask
+    ids, mask = sft_tokens(traj, renderer or ChatRenderer(processor))
     inputs = trainer_inputs(ids, images, processor, loss_mask=mask)
     labels = inputs["input_ids"].clone()
     labels[inputs.pop("loss_mask") == 0] = -100

@@ -1,6 +1,6 @@
 """`codevl eval`: evaluate a model (any engine) with a protocol over a benchmark or a task file.
 
-    codevl eval --config configs/eval/tiny_synthetic.yaml model.name_or_path=runs/demo/sft-model
+    codevl eval --config configs/eval/tiny_synthetic.yaml model.name_or_path=runs/demo/sft/final
     codevl eval --config configs/eval/vstar.yaml data.path=/data/vstar_bench output_dir=runs/eval/vstar_base
     codevl eval --config configs/eval/vstar.yaml --dry-run          # print the resolved config
     codevl eval compare runs/eval/vstar_base runs/eval/vstar_rl     # two runs side by side
@@ -22,7 +22,7 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = ("examples:\n"
-                     "  codevl eval --config configs/eval/tiny_synthetic.yaml model.name_or_path=runs/demo/sft-model\n"
+                     "  codevl eval --config configs/eval/tiny_synthetic.yaml model.name_or_path=runs/demo/sft/final\n"
                      "  codevl eval compare runs/eval/a runs/eval/b\n"
                      "exit codes: 0 ok; 1 data failures (bad task file, failed samples); 2 usage; 130 interrupted "
                      "(finished samples kept; rerun to resume)")

@@ -1,4 +1,7 @@
-"""The CPU demo's config: everything small enough for a laptop, nothing downloaded (configs/demo/cpu.yaml)."""
+"""The CPU demo's config: everything small enough for a laptop, nothing downloaded (configs/demo/cpu.yaml).
+
+`codevl demo --quick` applies `QUICK_OVERRIDES` (the test suite's smaller variant) before the user's overrides.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,12 @@ from train.config.base import StrictModel
 
 GENERATOR_NAMES = ("orientation", "visual_search", "multi_tool", "symbolic")
 ORACLE_VARIANTS = ("single_tool", "multi_tool", "multi_crop", "error_recovery", "no_tool")
+
+# The smaller variant: one train task per generator, fewer steps, a short held-out eval.
+QUICK_OVERRIDES = (
+    "data.generators=[orientation,visual_search]", "data.eval_tasks_per_generator=2", "sft.steps=60",
+    "rl.steps=1", "rl.prompts_per_step=2", "rl.samples_per_task=2", "eval.max_turns=2",
+)
 
 
 def _small_images() -> dict[str, dict[str, Any]]:
@@ -30,9 +39,10 @@ def _only(names: list[str], valid: tuple[str, ...], what: str, *, allow_empty: b
 
 
 class DemoData(StrictModel):
-    """Synthetic tasks and their oracle trajectories (the SFT data)."""
+    """Synthetic tasks (train and held-out eval) and the oracle trajectories of the train tasks (the SFT data)."""
 
     tasks_per_generator: int = Field(2, gt=0, le=1000)
+    eval_tasks_per_generator: int = Field(3, gt=0, le=1000, description="held-out tasks (other seeds)")
     generators: list[str] = Field(default_factory=lambda: list(GENERATOR_NAMES))
     generator_config: dict[str, dict[str, Any]] = Field(default_factory=_small_images,
                                                         description="per generator: its config keys")
@@ -56,30 +66,44 @@ class DemoData(StrictModel):
 
 
 class DemoSFT(StrictModel):
-    """Full-batch AdamW on the oracle trajectories (`train.fit.fit_trajectories`)."""
+    """The SFT stage (`train/sft.py`) on the oracle trajectories."""
 
     steps: int = Field(150, gt=0)
     lr: float = Field(3e-3, gt=0.0)
+    max_tokens_per_batch: int = Field(16384, gt=0)
 
 
-class DemoRollout(StrictModel):
-    """GRPO-style groups: `samples_per_task` episodes per task through the concurrent loop and the HF engine."""
+class DemoRL(StrictModel):
+    """A few steps of the RL stage (`train/rl.py`) with the HF engine and real sandboxed multi-turn rollouts."""
 
-    samples_per_task: int = Field(4, gt=0, le=64)
-    temperature: float = Field(1.0, ge=0.0)
-    max_turns: int = Field(4, gt=0)
-    max_new_tokens_per_turn: int = Field(256, gt=0)
+    steps: int = Field(3, gt=0)
+    prompts_per_step: int = Field(4, gt=0)
+    samples_per_task: int = Field(4, ge=2, le=64)
+    lr: float = Field(1e-4, gt=0.0)
+    temperature: float = Field(1.0, gt=0.0, le=2.0)
+    advantage: Literal["outcome", "dense"] = "dense"
+    max_turns: int = Field(3, gt=0)
+    max_new_tokens_per_turn: int = Field(192, gt=0)
+    max_total_tokens: int = Field(3072, gt=0)
+
+
+class DemoEval(StrictModel):
+    """Greedy evaluation on the held-out tasks before SFT, after SFT and after RL."""
+
+    max_turns: int = Field(3, gt=0)
+    max_new_tokens_per_turn: int = Field(192, gt=0)
     max_total_tokens: int = Field(3072, gt=0)
 
 
 class DemoConfig(StrictModel):
-    """`codevl demo [--config configs/demo/cpu.yaml] [key.path=value ...]`."""
+    """`codevl demo [--quick] [--config configs/demo/cpu.yaml] [key.path=value ...]`."""
 
     output_dir: str = Field("runs/demo", min_length=1)
     arch: Literal["qwen2_5_vl", "qwen3_vl"] = "qwen2_5_vl"
     seed: int = 0
     protocol: Literal["codevl", "pyvision", "codevision", "codev"] = "codevl"
-    rewards: str = Field("configs/rewards/codevision.yaml", description="reward set YAML scored on the rollouts")
+    rewards: str = Field("configs/rewards/tapo.yaml", description="reward set YAML of the RL stage and the evals")
     data: DemoData = Field(default_factory=DemoData)
     sft: DemoSFT = Field(default_factory=DemoSFT)
-    rollout: DemoRollout = Field(default_factory=DemoRollout)
+    rl: DemoRL = Field(default_factory=DemoRL)
+    eval: DemoEval = Field(default_factory=DemoEval)

@@ -1,6 +1,6 @@
 """The evaluation config: a policy (any engine) with a protocol over a benchmark or a task file (configs/eval/).
 
-    codevl eval --config configs/eval/tiny_synthetic.yaml model.name_or_path=runs/demo/sft-model
+    codevl eval --config configs/eval/tiny_synthetic.yaml model.name_or_path=runs/demo/sft/final
     codevl eval --config configs/eval/vstar.yaml data.path=/data/vstar_bench data.limit=50
 
 Everything that changes which episodes are run or how they are scored is part of the run's identity: resuming a
