@@ -107,7 +107,8 @@ def discounted_reward_to_go(step_rewards: Sequence[float] | np.ndarray, gamma: f
     return out
 
 
-def dense_step_advantages(step_rewards: Sequence[Sequence[float] | np.ndarray], group_ids: Sequence[Hashable] | np.ndarray,
+def dense_step_advantages(step_rewards: Sequence[Sequence[float] | np.ndarray],
+                          group_ids: Sequence[Hashable] | np.ndarray,
                           valid: Sequence[bool] | np.ndarray, *, normalise: StepNormalise = "pooled",
                           reward_to_go: bool = False, gamma: float = 1.0, scale: Scale = "group",
                           eps: float = 1e-6) -> list[np.ndarray]:
@@ -119,7 +120,8 @@ def dense_step_advantages(step_rewards: Sequence[Sequence[float] | np.ndarray], 
 
     - `normalise="pooled"`: every step of every valid episode of the group,
       A_ik = (x_ik - mean_{j in V_g, l} x_jl) / (s + eps);
-    - `normalise="per_index"`: the steps with the same index k, A_ik = (x_ik - mean_{j in V_g, K_j > k} x_jk) / (s + eps),
+    - `normalise="per_index"`: the steps with the same index k,
+      A_ik = (x_ik - mean_{j in V_g, K_j > k} x_jk) / (s + eps),
 
     with s the std of the same reference set (`scale="group"`), of every valid step value in the batch
     (`scale="batch"`), or s + eps := 1 (`scale="none"`). A reference set of fewer than two values gives 0 (there is
@@ -181,7 +183,8 @@ def dense_step_advantages(step_rewards: Sequence[Sequence[float] | np.ndarray], 
     return out
 
 
-def token_advantages(episode_adv: float, step_adv: np.ndarray | Sequence[float] | None, step_ids: np.ndarray | Sequence[int],
+def token_advantages(episode_adv: float, step_adv: np.ndarray | Sequence[float] | None,
+                     step_ids: np.ndarray | Sequence[int],
                      loss_mask: np.ndarray | Sequence[int], *, step_coef: float = 1.0) -> np.ndarray:
     """Advantage of every token of one episode (float64, same length as `loss_mask`).
 

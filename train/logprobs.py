@@ -217,7 +217,8 @@ class _ChunkedLogprobs(torch.autograd.Function):
         return logp, ent
 
     @staticmethod
-    def backward(ctx: Any, g_logp: torch.Tensor | None, g_ent: torch.Tensor | None) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_logp: torch.Tensor | None,  # type: ignore[override]
+                 g_ent: torch.Tensor | None) -> tuple[Any, ...]:
         hidden, weight, bias, targets, lse, ent = ctx.saved_tensors
         if not ctx.with_entropy:
             g_ent = None

@@ -109,8 +109,8 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
 
     Per token, with ratio r = exp(logprobs - old_logprobs) (gradient through `logprobs` only) and advantage A::
 
-        l = -min(r * A, clip(r, 1 - clip_low, 1 + clip_high) * A)                   (PPO; clip-higher: clip_high > clip_low)
-        l = min(l, -dual_clip * A)  where A < 0, when dual_clip is set               (dual-clip PPO)
+        l = -min(r * A, clip(r, 1 - clip_low, 1 + clip_high) * A)   (PPO; clip-higher: clip_high > clip_low)
+        l = min(l, -dual_clip * A)  where A < 0, when dual_clip is set  (dual-clip PPO)
 
     Dual-clip (Ye et al. 2020, "Mastering Complex Control in MOBA Games with Deep Reinforcement Learning", eq. 5)
     bounds the loss of a negative-advantage token whose ratio has grown far above 1, where the plain PPO objective is
