@@ -25,7 +25,7 @@ from typing import Any
 
 from sandbox.config import TIER_LAYERS, TIER_ORDER, SandboxConfig, Tier
 from sandbox.errors import SandboxBusyError, SandboxClosedError, SandboxUnavailableError
-from sandbox.isolation import Layers, python_read_paths
+from sandbox.isolation import Layers
 from sandbox.process import WorkerProcess
 from sandbox.result import ExecResult
 from sandbox.session import SandboxSession
@@ -223,7 +223,8 @@ class SandboxPool:
                 "memory_bytes": c.memory_mb << 20, "cpu_s": c.session_cpu_s, "file_bytes": c.max_file_mb << 20,
                 "open_files": c.max_open_files, "processes": c.max_processes,
                 "allow_subprocesses": c.allow_subprocesses and self.tier == "full",
-                "read_paths": python_read_paths(ROOT), "parent_ns": z.hello.get("parent_ns", {}) if z else {},
+                "uid_base": c.session_uid_base, "uid_count": c.max_sessions + c.prespawn + 64,
+                "pids_cgroup": c.pids_cgroup, "parent_ns": z.hello.get("parent_ns", {}) if z else {},
                 "env": dict(THREAD_PINS),
             }
         spec = self._spec_cache
@@ -232,6 +233,7 @@ class SandboxPool:
             with self._lock:
                 if self._scratch_base is None:
                     self._scratch_base = tempfile.mkdtemp(prefix="codevl-sandbox-")
+                    os.chmod(self._scratch_base, 0o711)  # sessions' own uids pass through, cannot list it
                 self._scratch_ids += 1
                 path = os.path.join(self._scratch_base, f"s{self._scratch_ids}")
             os.mkdir(path, 0o700)

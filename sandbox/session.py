@@ -134,6 +134,11 @@ class SandboxSession:
     def alive(self) -> bool:
         return self._worker is not None
 
+    @property
+    def pid(self) -> int | None:
+        """The host pid of the session's process (None between a process's end and the next run)."""
+        return self._worker.pid if self._worker is not None else None
+
     # ---- starting a process ----
 
     async def _start(self) -> WorkerProcess:

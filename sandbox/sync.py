@@ -45,6 +45,10 @@ class SyncSession:
         return self._session.layers
 
     @property
+    def pid(self) -> int | None:
+        return self._session.pid
+
+    @property
     def restarts(self) -> int:
         return self._session.restarts
 

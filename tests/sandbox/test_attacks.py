@@ -210,8 +210,8 @@ print('env', sorted(os.environ))
     for path, verdict in lines.items():
         if path == "env":
             assert "CODEVL_SANDBOX_TEST_SECRET" not in verdict and "HF_HUB_OFFLINE" not in verdict
-        elif path == "/proc/1/environ":
-            assert verdict.startswith("READ"), "the session may read its own environment"  # its own PID 1
+        elif path == "/proc/1/environ":  # its own PID 1: after switching to its unprivileged uid the process is
+            assert "trainer-secret" not in verdict  # not dumpable, so even this is unreadable in tier full
         else:
             assert not verdict.startswith(("READ", "LISTED")), f"{path}: {verdict}"
 
@@ -225,7 +225,8 @@ def test_writing_outside_scratch(attack: Attack) -> None:
            "except OSError as e:\n    print('symlink', type(e).__name__)"
     r = attack(code.format(targets=targets), host_paths=(*targets, "/tmp/codevl-inside-marker"))
     assert r.ok and "WROTE" not in r.stdout
-    assert "/tmp ['codevl-inside-marker']" in r.stdout and "symlink PermissionError" in r.stdout
+    assert "/tmp ['codevl-inside-marker']" in r.stdout
+    assert "symlink PermissionError" in r.stdout or "symlink FileNotFoundError" in r.stdout  # no /etc/shadow in tier full
 
 
 # ---- network -------------------------------------------------------------------------------------------------

@@ -147,7 +147,8 @@ def test_layers_reported_and_fail_closed_rules(pool: SandboxPool) -> None:
     assert set(got.namespaces) >= {"user", "pid", "net", "mnt", "ipc"} and got.landlock_fs and got.landlock_net
     assert got.seccomp and got.capabilities_dropped and got.no_new_privs and got.private_tmp and got.fresh_proc
     weaker = Layers(tier="landlock", rlimits=got.rlimits, capabilities_dropped=True, no_new_privs=True,
-                    landlock_abi=7, landlock_fs=True, landlock_net=True, landlock_scope=True, seccomp=True)
+                    landlock_abi=7, landlock_fs=True, landlock_net=True, landlock_scope=True, seccomp=True,
+                    host_uid=62000)
     assert missing_layers("landlock", weaker) == []
     assert "user namespace" in missing_layers("full", weaker)
     assert "Landlock filesystem rules" in missing_layers("landlock", Layers(tier="minimal", seccomp=True))
