@@ -28,6 +28,7 @@ from sandbox.errors import SandboxBusyError, SandboxClosedError, SandboxUnavaila
 from sandbox.isolation import Layers
 from sandbox.process import WorkerProcess
 from sandbox.result import ExecResult
+from sandbox.result_frame import result_limits
 from sandbox.session import SandboxSession
 from sandbox.slots import Slots
 from sandbox.spares import Spares
@@ -69,11 +70,7 @@ class SandboxPool:
         self._spec_cache: dict[str, Any] | None = None
         self._spares: Spares | None = None
         c = self.config
-        text_cap = 6 * (c.max_stdout_bytes + c.max_stderr_bytes + c.max_value_repr_chars) + 64 * 1024
-        self._result_limits = wire.FrameLimits(
-            max_json_bytes=text_cap + 800 * c.max_ops + 2000 * c.max_images + (1 << 20),
-            max_blob_bytes=max(1, c.max_images) * c.max_image_pixels * 5, max_blobs=c.max_images,
-            max_pixels=c.max_image_pixels * 5)
+        self._result_limits = result_limits(c)
         try:
             self._zygote = ZygoteProcess(max(30.0, c.start_timeout_s))
             self._choose_tier()

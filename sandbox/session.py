@@ -24,7 +24,8 @@ from sandbox.errors import SandboxClosedError, SandboxUnavailableError
 from sandbox.isolation import Layers
 from sandbox.spawn import spawn_async
 from sandbox.process import WorkerProcess, describe_status
-from sandbox.result import CapturedImage, ErrorInfo, ExecResult, ExecStatus, ImageRegion, OpRecord
+from sandbox.result import ExecResult, ExecStatus
+from sandbox.result_frame import parse_result
 
 if TYPE_CHECKING:
     from sandbox.pool import SandboxPool
@@ -80,6 +81,7 @@ class SandboxSession:
         self._slot = False
         self._closed = False
         self._busy = False
+        self._blocks = 0  # blocks sent to session processes; each result must carry its block's number
         self._pending_notes: list[str] = []
 
     # ---- lifecycle ----
@@ -216,15 +218,19 @@ class SandboxSession:
         pool = self.pool
         cfg = pool.config
         token = pool._watchdog.arm(w.pidfd, time.monotonic() + timeout + cfg.kill_grace_s)
-        msg: dict[str, Any] | None = None
-        blobs: list[np.ndarray] = []
-        violation = None
+        violation: str | None = None
+        result: ExecResult | None = None
+        self._blocks += 1
+        block = self._blocks
         # The watchdog kills the process at the hard deadline, which closes its end of the socket; as a backstop
         # (a watchdog that could not run), our end is shut down 10 s later. A timer, not wait_for: no extra task.
         backstop = asyncio.get_running_loop().call_later(timeout + cfg.kill_grace_s + 10.0, _shutdown, w.sock)
         try:
-            await wire.asend(w.sock, {"op": "run", "code": code, "timeout": timeout})
+            if _has_unread_bytes(w.sock):
+                raise wire.ProtocolError("bytes arrived before the block was sent (a forged or late result)")
+            await wire.asend(w.sock, {"op": "run", "id": block, "code": code, "timeout": timeout})
             msg, blobs = await wire.arecv(w.sock, pool._result_limits)
+            result = parse_result(msg, blobs, block, cfg)
         except (EOFError, ConnectionError, OSError):
             pass
         except wire.ProtocolError as exc:
@@ -236,15 +242,10 @@ class SandboxSession:
             raise
         backstop.cancel()
         fired = pool._watchdog.disarm(token)
-        if msg is not None and violation is None:
-            try:
-                result = self._parse(msg, blobs)
-            except (KeyError, TypeError, ValueError) as exc:
-                violation = f"malformed result ({type(exc).__name__}: {exc})"
-            else:
-                if not result.status.session_alive:
-                    await self._retire(w)
-                return result
+        if result is not None:
+            if not result.status.session_alive:
+                await self._retire(w)
+            return result
         # the process died, was killed, or broke the protocol
         w.kill()
         await w.wait_exit(2.0)
@@ -279,44 +280,6 @@ class SandboxSession:
         if self._worker is w:
             self._worker = None
 
-    def _parse(self, msg: dict[str, Any], blobs: list[np.ndarray]) -> ExecResult:
-        if msg.get("op") != "result":
-            raise ValueError(f"unexpected message {msg.get('op')!r}")
-        cfg = self.pool.config
-        status = ExecStatus(msg["status"])
-        metas = msg.get("images") or []
-        if len(metas) != len(blobs):
-            raise ValueError("image count does not match the pixel blobs")
-        if msg.get("png"):
-            blobs = [_decode_png(b, cfg.max_image_pixels) for b in blobs]
-        images = []
-        for meta, arr in zip(metas, blobs, strict=True):
-            region = None
-            if meta.get("region"):
-                try:
-                    region = ImageRegion.from_dict(meta["region"])
-                except (KeyError, TypeError, ValueError):
-                    region = None
-            images.append(CapturedImage(arr, str(meta.get("source", "show")), region))
-        ops = []
-        for o in (msg.get("ops") or [])[: cfg.max_ops]:
-            try:
-                ops.append(OpRecord.from_dict(o))
-            except (KeyError, TypeError, ValueError, AttributeError):
-                continue
-        err = msg.get("error")
-        error = ErrorInfo(str(err.get("type", "Exception")), str(err.get("message", "")), str(err.get("traceback", "")),
-                          int(err["line"]) if isinstance(err.get("line"), int) else None) if isinstance(err, dict) else None
-        value_repr = msg.get("value_repr")
-        return ExecResult(
-            status=status,
-            stdout=str(msg.get("stdout", ""))[: cfg.max_stdout_bytes * 2],
-            stderr=str(msg.get("stderr", ""))[: cfg.max_stderr_bytes * 2],
-            error=error, images=images, ops=ops,
-            value_repr=str(value_repr)[: cfg.max_value_repr_chars] if value_repr is not None else None,
-            notes=[str(n)[:500] for n in (msg.get("notes") or [])][:50],
-        )
-
 
 def _sealed_memfd(arr: np.ndarray) -> int:
     """The pixels in an anonymous, sealed (immutable) memory file that session processes map read-only: images
@@ -337,6 +300,14 @@ def _sealed_memfd(arr: np.ndarray) -> int:
     return fd
 
 
+def _has_unread_bytes(sock: socket.socket) -> bool:
+    """Whether the session process sent anything since its last result (EOF counts as nothing: the send fails)."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (BlockingIOError, InterruptedError):
+        return False
+
+
 def _shutdown(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -348,16 +319,3 @@ def os_sig(status: int) -> int:
     import os
 
     return os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-
-
-def _decode_png(blob: np.ndarray, max_pixels: int) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(blob.tobytes())) as im:
-        if im.width * im.height > max_pixels:
-            raise ValueError("PNG larger than max_image_pixels")
-        im.load()
-        return np.asarray(im.convert("RGBA" if "A" in im.mode else ("L" if im.mode == "L" else "RGB")))
-

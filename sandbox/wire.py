@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 import struct
 from dataclasses import dataclass
@@ -113,15 +114,15 @@ def _parse_header(head: bytes | bytearray, limits: FrameLimits) -> tuple[int, in
 def _parse_body(data: bytes | bytearray, blen: int, limits: FrameLimits) -> tuple[dict[str, Any], list[tuple[int, ...]]]:
     try:
         msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"bad JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nesting too deep
+        raise ProtocolError(f"bad JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(msg, dict):
         raise ProtocolError("frame is not a JSON object")
     shapes_raw = msg.pop("blobs", [])
     if not isinstance(shapes_raw, list) or len(shapes_raw) > limits.max_blobs:
         raise ProtocolError("bad or too many blobs")
     shapes = [_shape_ok(s, limits) for s in shapes_raw]
-    if sum(int(np.prod(s)) for s in shapes) != blen:
+    if sum(math.prod(s) for s in shapes) != blen:
         raise ProtocolError("blob sizes do not add up to the frame's pixel part")
     return msg, shapes
 

@@ -120,6 +120,7 @@ def serve(sock: socket.socket, spec: dict[str, Any], layers: isolation.Layers) -
             if n:
                 result["notes"].append(f"{n} child process(es) still running after the block were killed")
         result["op"] = "result"
+        result["id"] = msg.get("id")
         if interp.settings.get("encoding") == "png":
             _send_png(sock, result, images)
         else:
@@ -138,7 +139,6 @@ def _send_png(sock: socket.socket, result: dict[str, Any], images: list[np.ndarr
             arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
         ok, buf = cv2.imencode(".png", arr)
         pngs.append(buf.reshape(1, -1) if ok else np.zeros((1, 1), np.uint8))
-    result["png"] = True
     wire.send(sock, result, pngs)
 
 

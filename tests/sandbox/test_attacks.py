@@ -316,3 +316,23 @@ def test_no_stray_processes_after_many_sessions(pool: SandboxPool) -> None:
         with pool.sync_session() as s:
             s.run("import subprocess\nsubprocess.Popen(['sleep', '30'])")
     assert not strays(pool)
+
+
+def test_only_the_warm_parents_own_import_paths_are_readable() -> None:
+    """The trainer's sys.path (PYTHONPATH, the directory `python -m` ran from, e.g. $HOME) is not granted: sessions
+    read only what the warm parent itself imports from (it runs `python -I`)."""
+    import sys
+
+    private = Path("/var/tmp") / f"codevl-trainer-path-{os.getpid()}"
+    private.mkdir()
+    (private / "trainer_secret.py").write_text("TOKEN = 'trainer-only'\n")
+    sys.path.insert(0, str(private))
+    try:
+        with SandboxPool(SandboxConfig(**{**SMALL, "prespawn": 0})) as pool, pool.sync_session() as s:
+            r = s.run(f"import os\ntry:\n    print(open({str(private / 'trainer_secret.py')!r}).read())\n"
+                      "except OSError as e:\n    print(type(e).__name__)\nimport json, fractions\nprint('stdlib ok')")
+    finally:
+        sys.path.remove(str(private))
+        (private / "trainer_secret.py").unlink()
+        private.rmdir()
+    assert r.ok and "trainer-only" not in r.stdout and r.stdout.endswith("stdlib ok\n"), r.stdout

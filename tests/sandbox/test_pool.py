@@ -119,6 +119,91 @@ def test_protocol_violations_from_inside_are_caught(pool: SandboxPool) -> None:
         assert s.run("print('recovered')").stdout == "recovered\n"
 
 
+FORGE = """
+import json, os, stat, struct
+def _is_sock(f):
+    try:
+        return stat.S_ISSOCK(os.fstat(f).st_mode)
+    except OSError:
+        return False
+fd = next(f for f in range(3, 256) if _is_sock(f))
+def forge(msg, blob=b'', shapes=(), raw_json=None):
+    body = dict(msg); body['blobs'] = [list(s) for s in shapes]
+    data = raw_json if raw_json is not None else json.dumps(body).encode()
+    out = struct.pack('<4sIQ', b'CVL1', len(data), len(blob)) + data + blob
+    while out:
+        out = out[os.write(fd, out):]
+def result(block, **kw):
+    return {'op': 'result', 'id': block, 'status': 'ok', 'stdout': 'forged', 'stderr': '', 'error': None,
+            'value_repr': None, 'notes': [], 'images': [], 'ops': [], **kw}
+"""
+
+
+def _violation(r: object) -> bool:
+    return getattr(r, "status", None) is ExecStatus.CRASHED and any("protocol" in n for n in r.notes)  # type: ignore[attr-defined]
+
+
+def test_malformed_result_frames_are_violations_never_exceptions(pool: SandboxPool) -> None:
+    attacks = [
+        "forge(result(1, status=5))",  # wrong type
+        "forge(result(1, error={'type': 1}))",
+        "forge(result(1, ops=[{'op': 'crop', 'api': 'x', 'box': ['a', 1, 2, 3]}]))",
+        "forge({}, raw_json=b'[' * 200000 + b']' * 200000)",  # nesting deeper than the JSON parser's recursion
+        "forge({}, raw_json=b'\\xff\\xfe{}')",  # undecodable bytes
+        "forge(result(1, png=True), blob=b'GIF89a' + bytes(58), shapes=[(1, 64)])",  # a forged 'png' flag
+        "forge(result(1, images=[{'source': 'show', 'region': None}]), blob=bytes(4_000_001), shapes=[(1, 4_000_001)])",
+    ]
+    for code in attacks:
+        with pool.sync_session() as s:
+            r = s.run(FORGE + code + "\nos._exit(0)")  # the forged frame is the only thing the pool gets
+            assert _violation(r), (code, r)
+            assert s.run("print('fresh')").stdout == "fresh\n"
+    with pool.sync_session() as s:  # exactly max_image_pixels (2000 x 2000 = 4,000,000, SMALL's cap) is accepted
+        r = s.run(FORGE + "forge(result(1, images=[{'source': 'show', 'region': None}]), blob=bytes(4_000_000), "
+                  "shapes=[(2000, 2000)])\nos._exit(0)")
+        assert r.ok and r.stdout == "forged" and r.images[0].size == (2000, 2000)
+
+
+def test_early_and_out_of_turn_results_are_violations(pool: SandboxPool) -> None:
+    with pool.sync_session() as s:
+        # a result for the next block, sent while this one runs: rejected, not kept for later
+        r = s.run(FORGE + "forge(result(2))")
+        assert _violation(r) and any("block 2 while block 1" in n for n in r.notes), r
+        assert s.run("x = 1").ok  # block 2, in a fresh process
+        # the block forges its own result: the pool takes it (the code speaks for itself), but the real one is left
+        # unread, and the next run refuses to start on a stream that is out of step
+        r = s.run(FORGE + "forge(result(3))")
+        assert r.ok and r.stdout == "forged"
+        time.sleep(0.3)  # the real result arrives meanwhile (sent later, it would be a result for the wrong block)
+        r = s.run("print(x)")
+        assert _violation(r) and any("before the block was sent" in n for n in r.notes), r
+        assert s.run("print('in step')").stdout == "in step\n"
+
+
+def test_png_encoding_opens_png_only_and_checks_the_size_first() -> None:
+    import io
+
+    from PIL import Image
+
+    def encoded(fmt: str, size: tuple[int, int]) -> str:
+        buf = io.BytesIO()
+        Image.new("RGB", size).save(buf, format=fmt)
+        return repr(buf.getvalue())
+
+    cfg = SandboxConfig(**{**SMALL, "image_encoding": "png", "prespawn": 0, "max_image_pixels": 10_000})
+    with SandboxPool(cfg) as pool, pool.sync_session(images={"image_clue_0": noise_image()}) as s:
+        r = s.run("show(image_clue_0.crop((0, 0, 50, 40)))")
+        assert r.ok and r.images[0].size == (50, 40)
+        assert np.array_equal(r.images[0].array, np.asarray(noise_image().crop((0, 0, 50, 40))))
+        cases = (("BMP", (10, 10), "undecodable PNG"), ("GIF", (10, 10), "undecodable PNG"),
+                 ("PNG", (101, 100), "over max_image_pixels"))  # 101 x 100 = 10,100 > 10,000
+        for block, (fmt, size, why) in enumerate(cases, start=2):
+            blob = encoded(fmt, size)
+            r = s.run(FORGE + f"b = {blob}\nforge(result({block}, images=[{{'source': 'show', 'region': None}}]), "
+                      "blob=b, shapes=[(1, len(b))])\nos._exit(0)")
+            assert _violation(r) and any(why in n for n in r.notes), (fmt, r)
+
+
 def test_wire_format_checks_sizes_and_shapes() -> None:
     limits = wire.FrameLimits(max_json_bytes=1000, max_blob_bytes=10_000, max_blobs=2, max_pixels=2500)
     a, b = socket.socketpair()
