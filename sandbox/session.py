@@ -15,20 +15,37 @@ import os
 import signal
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from sandbox import wire
-from sandbox.errors import SandboxClosedError, SandboxUnavailableError
+from sandbox.config import SandboxConfig
+from sandbox.errors import SandboxClosedError
 from sandbox.isolation import Layers
-from sandbox.spawn import spawn_async
+from sandbox.launcher import Launcher, ProcessDied
 from sandbox.process import WorkerProcess, describe_status
 from sandbox.result import ExecResult, ExecStatus
 from sandbox.result_frame import parse_result
 
-if TYPE_CHECKING:
-    from sandbox.pool import SandboxPool
+
+
+class SessionHost(Protocol):
+    """What a session needs from its pool (`SandboxPool` is one): the config, the launcher of its processes,
+    the result frame limits, slots, and the settings its processes get."""
+
+    config: SandboxConfig
+    launcher: Launcher
+    result_limits: wire.FrameLimits
+    closed: bool
+
+    def check_open(self) -> None: ...
+
+    async def acquire_slot(self) -> None: ...
+
+    def release_slot(self) -> None: ...
+
+    def worker_settings(self) -> dict[str, Any]: ...
 
 READY_LIMITS = wire.FrameLimits(max_json_bytes=1 << 20, max_blob_bytes=0, max_blobs=0, max_pixels=1)
 
@@ -62,14 +79,10 @@ def input_arrays(images: dict[str, Any]) -> tuple[list[str], list[np.ndarray], l
     return names, arrays, modes
 
 
-class _Died(Exception):
-    """A session process ended before it was ready."""
-
-
 class SandboxSession:
     """An async context manager holding one pool slot and one session process (restarted when it dies)."""
 
-    def __init__(self, pool: SandboxPool, images: dict[str, Any] | None = None) -> None:
+    def __init__(self, pool: SessionHost, images: dict[str, Any] | None = None) -> None:
         self.pool = pool
         names, arrays, modes = input_arrays(dict(images or {}))
         self.names = names
@@ -97,10 +110,9 @@ class SandboxSession:
         """Take a pool slot (waiting up to `session_wait_s`) and start the session process."""
         if self._slot or self._closed:
             raise SandboxClosedError("a session can be opened once")
-        self.pool._check_open()
-        await self.pool._slots_acquire()
+        self.pool.check_open()
+        await self.pool.acquire_slot()
         self._slot = True
-        self.pool._register(self)
         try:
             self._worker = await self._start()
         except BaseException:
@@ -114,23 +126,13 @@ class SandboxSession:
         self._closed = True
         w, self._worker = self._worker, None
         if w is not None:
-            w.kill()
-            await w.wait_exit(2.0)
-            w.close()
-            self.pool._cleanup_worker(w)
-        self.pool._unregister(self)
+            await self.pool.launcher.retire(w)
         for fd in self._image_fds:
             os.close(fd)
         self._image_fds = []
         if self._slot:
             self._slot = False
-            self.pool._slots.release()
-
-    def _kill_now(self) -> None:
-        """Pool shutdown: kill the process from any thread (the owner's next await sees it gone)."""
-        w = self._worker
-        if w is not None:
-            w.kill()
+            self.pool.release_slot()
 
     @property
     def alive(self) -> bool:
@@ -145,42 +147,21 @@ class SandboxSession:
 
     async def _start(self) -> WorkerProcess:
         """A process that is up (a prespawned spare, or forked now), loaded with this session's images. A spare
-        that died meanwhile (e.g. with a replaced warm parent) is skipped for a freshly forked process."""
-        pool = self.pool
-        deadline = time.monotonic() + pool.config.start_timeout_s
-        spare = pool._spares.take() if pool._spares is not None else None
-        if spare is not None:
+        that died meanwhile (e.g. with a replaced warm parent) is replaced by a freshly forked process."""
+        launcher = self.pool.launcher
+        deadline = time.monotonic() + self.pool.config.start_timeout_s
+        init = {"op": "init", "images": self._image_specs, "settings": self.pool.worker_settings()}
+        for attempt in range(2):
+            w = await launcher.start(deadline)
             try:
-                return await self._load(*spare, deadline)
-            except _Died:
-                pass
-        try:
-            return await self._load(*await spawn_async(pool, deadline), deadline)
-        except _Died as exc:
-            raise SandboxUnavailableError(f"the session process died while loading its images ({exc})") from None
-
-    async def _load(self, w: WorkerProcess, layers: Layers, deadline: float) -> WorkerProcess:
-        pool = self.pool
-        token = pool._watchdog.arm(w.pidfd, deadline)
-        try:
-            msg = {"op": "init", "images": self._image_specs, "settings": pool._worker_settings()}
-            sent = wire.send_with_fds(w.sock, msg, self._image_fds)
-            (data,) = wire.encode(msg)
-            if sent < len(data):
-                await asyncio.get_running_loop().sock_sendall(w.sock, data[sent:])
-            reply, _ = await wire.arecv(w.sock, READY_LIMITS)
-            if reply.get("op") != "ready":
-                raise wire.ProtocolError(f"expected ready, got {reply.get('op')!r}")
-        except BaseException as exc:
-            fired = pool._watchdog.disarm(token)
-            w.close()
-            pool._cleanup_worker(w)
-            if isinstance(exc, (EOFError, OSError, wire.ProtocolError)):
-                raise _Died("start_timeout_s passed" if fired else describe_status(await w.exit_status())[1]) from None
-            raise
-        pool._watchdog.disarm(token)
-        self.layers = layers
-        return w
+                await launcher.load(w, init, self._image_fds, deadline)
+            except ProcessDied:
+                if attempt or time.monotonic() >= deadline:
+                    raise
+                continue
+            self.layers = w.layers
+            return w
+        raise AssertionError("unreachable")
 
     # ---- running code ----
 
@@ -200,7 +181,7 @@ class SandboxSession:
         t0 = time.perf_counter()
         try:
             if self._worker is None:
-                self.pool._check_open()
+                self.pool.check_open()
                 self._worker = await self._start()
                 self.restarts += 1
                 self._pending_notes.append("a fresh interpreter was started for this block (the previous one ended):"
@@ -217,7 +198,8 @@ class SandboxSession:
     async def _run_on(self, w: WorkerProcess, code: str, timeout: float) -> ExecResult:
         pool = self.pool
         cfg = pool.config
-        token = pool._watchdog.arm(w.pidfd, time.monotonic() + timeout + cfg.kill_grace_s)
+        watchdog = pool.launcher.watchdog
+        token = watchdog.arm(w.pidfd, time.monotonic() + timeout + cfg.kill_grace_s)
         violation: str | None = None
         result: ExecResult | None = None
         self._blocks += 1
@@ -229,7 +211,7 @@ class SandboxSession:
             if _has_unread_bytes(w.sock):
                 raise wire.ProtocolError("bytes arrived before the block was sent (a forged or late result)")
             await wire.asend(w.sock, {"op": "run", "id": block, "code": code, "timeout": timeout})
-            msg, blobs = await wire.arecv(w.sock, pool._result_limits)
+            msg, blobs = await wire.arecv(w.sock, pool.result_limits)
             result = parse_result(msg, blobs, block, cfg)
         except (EOFError, ConnectionError, OSError):
             pass
@@ -237,11 +219,11 @@ class SandboxSession:
             violation = str(exc)
         except BaseException:  # cancelled: the process's state is unknown, so it goes
             backstop.cancel()
-            pool._watchdog.disarm(token)
+            watchdog.disarm(token)
             await self._retire(w)
             raise
         backstop.cancel()
-        fired = pool._watchdog.disarm(token)
+        fired = watchdog.disarm(token)
         if result is not None:
             if not result.status.session_alive:
                 await self._retire(w)
@@ -273,10 +255,7 @@ class SandboxSession:
         return ExecResult(status=st, notes=notes)
 
     async def _retire(self, w: WorkerProcess) -> None:
-        w.kill()
-        await w.wait_exit(2.0)
-        w.close()
-        self.pool._cleanup_worker(w)
+        await self.pool.launcher.retire(w)
         if self._worker is w:
             self._worker = None
 

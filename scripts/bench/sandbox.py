@@ -129,7 +129,7 @@ async def ours_memory(pool: SandboxPool, img: Image.Image, n: int = 16) -> tuple
         await s.open()
         await s.run("x = 1")
     await asyncio.sleep(0.2)
-    mems = [memory_of(s._worker.pid) for s in sessions]  # type: ignore[union-attr]
+    mems = [memory_of(s.pid) for s in sessions if s.pid is not None]
     for s in sessions:
         await s.close()
     return statistics.mean(m[0] for m in mems), statistics.mean(m[1] for m in mems)

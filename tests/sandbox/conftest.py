@@ -56,10 +56,11 @@ def descendants(pid: int) -> list[int]:
 def strays(pool: SandboxPool, timeout_s: float = 5.0) -> list[int]:
     """Processes under the warm parent that are not session processes the pool holds (open sessions, spares),
     polled until there are none or the deadline passes (killed processes die asynchronously)."""
-    assert pool._zygote is not None
+    parent = pool.stats()["warm_parent_pid"]
+    assert parent is not None
     deadline = time.monotonic() + timeout_s
     while True:
-        extra = sorted(set(descendants(pool._zygote.pid)) - pool.worker_pids())
+        extra = sorted(set(descendants(parent)) - pool.worker_pids())
         if not extra or time.monotonic() > deadline:
             return extra
         time.sleep(0.02)
@@ -76,7 +77,7 @@ def attack(pool: SandboxPool) -> Iterator[Attack]:
     neighbour = pool.sync_session(images={"image_clue_0": noise_image()})
     neighbour.open()
     assert neighbour.run("secret_state = 123").ok
-    zygote = pool._zygote
+    zygote = pool.stats()["warm_parent_pid"]
     assert zygote is not None
     results: list[ExecResult] = []
     forbidden: list[str] = []
@@ -99,7 +100,7 @@ def attack(pool: SandboxPool) -> Iterator[Attack]:
             assert fresh.run("1 + 1").value_repr == "2", "the pool cannot run a new session"
         left = strays(pool)
         assert not left, f"stray processes under the warm parent: {left}"
-        assert pool._zygote is zygote and zygote.alive, "the warm parent died"
+        assert pool.stats()["warm_parent_pid"] == zygote and pool.stats()["warm_parent_alive"], "the warm parent died"
         for path in forbidden:
             assert not os.path.exists(path), f"the attack wrote {path} outside its scratch directory"
     finally:

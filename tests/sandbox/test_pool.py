@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sandbox import ExecStatus, Layers, SandboxBusyError, SandboxClosedError, SandboxConfig, SandboxPool
 from sandbox import wire
 from sandbox.isolation import missing_layers
+from sandbox.launcher import advice
 
 from tests.sandbox.conftest import SMALL, descendants, noise_image, strays
 
@@ -28,7 +29,7 @@ def test_many_concurrent_episodes_wait_for_slots() -> None:
         async def episode(k: int) -> str:
             nonlocal peak
             async with pool.session(images={"image_clue_0": noise_image(seed=k)}) as s:
-                peak = max(peak, pool._slots.in_use)
+                peak = max(peak, pool.stats()["sessions_open"])
                 await s.run(f"v = {k}")
                 await asyncio.sleep(0.01)
                 return (await s.run("print(v, image_clue_0.size)")).stdout
@@ -38,7 +39,7 @@ def test_many_concurrent_episodes_wait_for_slots() -> None:
 
         outs = asyncio.run(main())
         assert outs == [f"{k} (320, 200)\n" for k in range(24)] and peak <= 3
-        assert pool._slots.in_use == 0
+        assert pool.stats()["sessions_open"] == 0
 
 
 def test_waiting_for_a_slot_has_a_deadline() -> None:
@@ -57,21 +58,23 @@ def test_the_warm_parent_dying_is_survived() -> None:
     with SandboxPool(SandboxConfig(**SMALL)) as pool:
         with pool.sync_session(images={"image_clue_0": noise_image()}) as s:
             assert s.run("x = 1").ok
-            old = pool._zygote
+            old = pool.stats()["warm_parent_pid"]
             assert old is not None
-            os.kill(old.pid, signal.SIGKILL)
-            old.proc.wait(timeout=5)
+            os.kill(old, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while pool.stats()["warm_parent_alive"] and time.monotonic() < deadline:
+                time.sleep(0.01)
             r = s.run("print(image_clue_0.size)")  # its process died with the warm parent: restarted
             assert r.status is ExecStatus.CRASHED or r.ok
             r = s.run("print(image_clue_0.size)")
-            assert r.ok and r.stdout == "(320, 200)\n" and pool._zygote is not old
+            assert r.ok and r.stdout == "(320, 200)\n" and pool.stats()["warm_parent_pid"] != old
         with pool.sync_session() as s2:
             assert s2.run("2 + 2").value_repr == "4"
 
 
 def test_closing_the_pool_kills_running_blocks_and_leaves_nothing() -> None:
     pool = SandboxPool(SandboxConfig(**SMALL))
-    z = pool._zygote
+    z = pool.stats()["warm_parent_pid"]
     assert z is not None
 
     async def main() -> ExecResultLike:
@@ -83,7 +86,7 @@ def test_closing_the_pool_kills_running_blocks_and_leaves_nothing() -> None:
 
     r = asyncio.run(main())
     assert r.status is ExecStatus.KILLED
-    assert z.proc.poll() is not None and not descendants(z.pid)
+    assert not os.path.exists(f"/proc/{z}") and not descendants(z)
     with pytest.raises(SandboxClosedError):
         pool.session()
     pool.close()  # idempotent
@@ -237,7 +240,7 @@ def test_layers_reported_and_fail_closed_rules(pool: SandboxPool) -> None:
     assert missing_layers("landlock", weaker) == []
     assert "user namespace" in missing_layers("full", weaker)
     assert "Landlock filesystem rules" in missing_layers("landlock", Layers(tier="minimal", seccomp=True))
-    msg = pool._advice("the session lacks user namespace")
+    msg = advice(pool.tier, "the session lacks user namespace")
     assert "sandbox.tier=landlock" in msg and "allow_weaker" in msg
     with pytest.raises(ValidationError):
         SandboxConfig(tier="landlock", allow_subprocesses=True)
@@ -247,7 +250,7 @@ def test_layers_reported_and_fail_closed_rules(pool: SandboxPool) -> None:
 
 def test_landlock_tier_without_namespaces() -> None:
     with SandboxPool(SandboxConfig(**{**SMALL, "tier": "landlock"})) as pool:
-        z = pool._zygote
+        z = pool.stats()["warm_parent_pid"]
         assert z is not None
         with pool.sync_session(images={"image_clue_0": noise_image()}) as s:
             lay = s.layers
@@ -263,7 +266,7 @@ def attempt(fn):
         return type(e).__name__
 print(attempt(lambda: open('/etc/shadow').read()))
 print(attempt(lambda: open('/work/main/pwned', 'w').write('x')))
-print(attempt(lambda: os.kill({z.pid}, signal.SIGKILL)))
+print(attempt(lambda: os.kill({z}, signal.SIGKILL)))
 print(attempt(lambda: os.kill({os.getpid()}, signal.SIGKILL)))
 print(attempt(lambda: open('/proc/{os.getpid()}/environ').read()))
 print(attempt(lambda: socket.create_connection(('127.0.0.1', 22))))
@@ -275,7 +278,7 @@ c = image_clue_0.crop((0, 0, 10, 10)); show(c)
             assert lines[:7] == ["PermissionError"] * 7 and lines[7] == "True in scratch", r.stdout
             assert r.images[0].region is not None and os.path.isdir(scratch)
         assert not os.path.exists(scratch), "the scratch directory is removed with the session"
-        assert not os.path.exists("/work/main/pwned") and z.alive
+        assert not os.path.exists("/work/main/pwned") and pool.stats()["warm_parent_alive"]
 
 
 def test_minimal_tier_is_what_its_name_says() -> None:
