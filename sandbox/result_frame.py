@@ -18,10 +18,9 @@ import numpy as np
 
 from sandbox.config import SandboxConfig
 from sandbox.result import CapturedImage, ErrorInfo, ExecResult, ExecStatus, ImageRegion, OpRecord
-from sandbox.wire import FrameLimits, ProtocolError
+from sandbox.wire import MAX_NOTES, FrameLimits, ProtocolError
 
 FIELDS = {"op", "id", "status", "stdout", "stderr", "error", "value_repr", "duration_s", "notes", "images", "ops"}
-MAX_NOTES = 50
 PNG_OVERHEAD = 1 << 16  # a PNG of noise is slightly larger than its raw pixels
 
 
@@ -124,7 +123,7 @@ def parse_result(msg: dict[str, Any], blobs: list[np.ndarray], block_id: int, c:
     ops = msg.get("ops", [])
     notes = msg.get("notes", [])
     _need(isinstance(ops, list) and len(ops) <= max(c.max_ops, 0), "too many op records")
-    _need(isinstance(notes, list) and len(notes) <= MAX_NOTES + c.max_images, "more notes than a worker writes")
+    _need(isinstance(notes, list) and len(notes) <= MAX_NOTES, "more notes than a worker writes")
     value_repr = msg.get("value_repr")
     duration = msg.get("duration_s", 0.0)
     _need(isinstance(duration, (int, float)) and not isinstance(duration, bool), "duration is not a number")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 MAGIC = b"CVL1"
+MAX_NOTES = 64  # notes per result: the worker keeps the first ones, the pool rejects a frame with more
 HEADER = struct.Struct("<4sIQ")
 
 

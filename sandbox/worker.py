@@ -121,6 +121,7 @@ def serve(sock: socket.socket, spec: dict[str, Any], layers: isolation.Layers) -
                 result["notes"].append(f"{n} child process(es) still running after the block were killed")
         result["op"] = "result"
         result["id"] = msg.get("id")
+        del result["notes"][wire.MAX_NOTES:]
         if interp.settings.get("encoding") == "png":
             _send_png(sock, result, images)
         else:
