@@ -5,6 +5,7 @@ mounts, read-only clones of host paths (`open_tree` + `mount_setattr` + `move_mo
 from __future__ import annotations
 
 import ctypes
+import os
 
 from sandbox.linux.syscalls import LIBC, check, nr
 
@@ -75,8 +76,6 @@ def bind_read_only(source_fd: int, target: str, *, extra: int = 0) -> None:
         check(LIBC.syscall(ctypes.c_long(nr("move_mount")), ctypes.c_int(tree), b"", ctypes.c_int(AT_FDCWD),
                            target.encode(), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), f"move_mount({target})")
     finally:
-        import os
-
         os.close(tree)
 
 
