@@ -5,7 +5,8 @@
     blobs   = the uint8 pixels of each image, C order, back to back
 
 The receiving side checks every length against its limits before reading (a session's process is untrusted: a
-frame that is too big, malformed or inconsistent is a protocol violation, and the worker is killed).
+frame that is too big, malformed or inconsistent, JSON nested too deep included, is a protocol violation, and the
+worker is killed). The fields of a result frame are checked by `sandbox.result_frame`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The session process: after `isolation.enter`, it loads the input images and runs blocks until killed.
 
-Messages (see `wire`): pool -> worker `init` (input images as blobs, their names and settings), `run`
-(code, timeout); worker -> pool `ready` (the layers it has), `result` (one per run). After a block whose status
+Messages (see `wire`): worker -> pool `up` (the layers it has); pool -> worker `init` (input images as sealed
+memfds, their names and settings); worker -> pool `ready`; then pool -> worker `run` (id, code, timeout) and
+worker -> pool `result` (one per run, carrying the run's id and at most `wire.MAX_NOTES` notes; the pool checks
+it field by field, see `result_frame`). After a block whose status
 ends the session (timeout, memory, output limit) the worker sends its result and exits; the pool SIGKILLs it
 anyway. After every block, in tier full, every other process of the session's PID namespace is killed (a
 `kill(-1)` from its PID 1 reaches nothing outside it).
