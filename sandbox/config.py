@@ -15,8 +15,9 @@ Tier = Literal["full", "landlock", "minimal"]
 
 TIER_ORDER: tuple[Tier, ...] = ("full", "landlock", "minimal")
 TIER_LAYERS: dict[Tier, str] = {
-    "full": "user/PID/network/mount/IPC/UTS/cgroup namespaces, private tmpfs /tmp and /dev/shm, fresh /proc, "
-            "Landlock (paths, TCP, signal scope), seccomp, rlimits, no capabilities",
+    "full": "user/PID/network/mount/IPC/UTS/cgroup namespaces, an unprivileged host uid per session (where the "
+            "trainer is root), a private pivot_root root of read-only binds, private tmpfs /tmp and /dev/shm, fresh "
+            "/proc, Landlock (paths, TCP, signal scope), seccomp, rlimits, no capabilities",
     "landlock": "Landlock (paths, TCP, signal scope), seccomp, rlimits, no capabilities; no namespaces (shared "
                 "/proc, scratch on the host filesystem); child processes forbidden",
     "minimal": "seccomp and rlimits only: NO filesystem confinement (the code can read what the trainer's user "
