@@ -15,8 +15,9 @@ Tier = Literal["full", "landlock", "minimal"]
 
 TIER_ORDER: tuple[Tier, ...] = ("full", "landlock", "minimal")
 TIER_LAYERS: dict[Tier, str] = {
-    "full": "user/PID/network/mount/IPC/UTS/cgroup namespaces, private tmpfs /tmp and /dev/shm, fresh /proc, "
-            "Landlock (paths, TCP, signal scope), seccomp, rlimits, no capabilities",
+    "full": "user/PID/network/mount/IPC/UTS/cgroup namespaces, an unprivileged host uid per session (where the "
+            "trainer is root), a private pivot_root root of read-only binds, private tmpfs /tmp and /dev/shm, fresh "
+            "/proc, Landlock (paths, TCP, signal scope), seccomp, rlimits, no capabilities",
     "landlock": "Landlock (paths, TCP, signal scope), seccomp, rlimits, no capabilities; no namespaces (shared "
                 "/proc, scratch on the host filesystem); child processes forbidden",
     "minimal": "seccomp and rlimits only: NO filesystem confinement (the code can read what the trainer's user "
@@ -36,6 +37,14 @@ class SandboxConfig(BaseModel):
     allow_subprocesses: bool = Field(True, description="let code fork/exec: only in tier full (the PID namespace "
                                                        "contains them) and where a process cap holds (pids cgroup, "
                                                        "or a non-root trainer); otherwise, or False: no-fork mode")
+    session_uid_base: int = Field(62000, ge=1, lt=2**32 - 1 - 8192,
+                                  description="where the trainer is root, each session process runs as its own host "
+                                              "uid (and gid) from session_uid_base up (max_sessions + prespawn + 64 "
+                                              "of them), uids that must own nothing on the host; a non-root trainer's "
+                                              "sessions run as its own uid")
+    pids_cgroup: bool = Field(True, description="cap each session's processes with its own pids cgroup where the "
+                                                "machine allows; otherwise (or false) RLIMIT_NPROC on the session's "
+                                                "unprivileged uid is the cap")
     # concurrency
     max_sessions: int = Field(64, ge=1, le=4096, description="sessions alive at once; session() waits for a slot")
     prespawn: int = Field(2, ge=0, le=256, description="session processes kept forked and isolated ahead of demand "

@@ -1,9 +1,13 @@
 """Turning a freshly forked session process into a sandbox, and reporting the layers it really got.
 
-Order matters: mounts need the capabilities the new user namespace grants, so they come first; then rlimits,
-closing inherited descriptors, dropping every capability and no_new_privs; then Landlock; seccomp last (it
-denies mount/unshare, which the earlier steps use). Every step that the tier requires must succeed: a failure
-raises, the process exits, and the pool reports the spawn as failed (fail closed).
+Order matters. Tier full: the host paths to expose are opened while the process still has the warm parent's
+credentials; it then switches to uid/gid 0 of its user namespace, which the warm parent mapped to the session's
+own unprivileged host ids, and builds its minimal root with pivot_root (`linux/rootfs.py`), which needs the
+capabilities the new user namespace grants. Tiers without namespaces switch to the session's host uid directly
+where the trainer is root and the interpreter's files are readable by others. Then rlimits, closing inherited
+descriptors, dropping every capability and no_new_privs; then Landlock; seccomp last (it denies mount, unshare
+which the earlier steps use). Every step that the tier requires must succeed: a failure raises,
+the process exits, and the pool reports the spawn as failed (fail closed).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sandbox.linux import capabilities, landlock, mounts, rlimits, seccomp
+from sandbox.linux import capabilities, landlock, mounts, rlimits, rootfs, seccomp
 
 SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
                      "/etc/ld.so.conf.d", "/etc/localtime", "/etc/fonts", "/etc/passwd", "/etc/group",
@@ -30,6 +34,8 @@ class Layers:
     tier: str
     namespaces: list[str] = field(default_factory=list)  # new namespaces: user, pid, net, mnt, ipc, uts, cgroup
     private_tmp: bool = False  # size-limited tmpfs on /tmp and /dev/shm
+    private_root: bool = False  # pivot_root into a minimal read-only root: no other host path exists
+    host_uid: int = -1  # the host uid the session runs as (-1: unknown); never 0
     fresh_proc: bool = False
     rlimits: list[str] = field(default_factory=list)
     capabilities_dropped: bool = False
@@ -54,8 +60,12 @@ class Layers:
         parts = [f"tier {self.tier}"]
         if self.namespaces:
             parts.append("namespaces " + "+".join(self.namespaces))
+        if self.private_root:
+            parts.append("private root")
         if self.private_tmp:
             parts.append("tmpfs /tmp,/dev/shm")
+        if self.host_uid >= 0:
+            parts.append(f"host uid {self.host_uid}")
         if self.fresh_proc:
             parts.append("fresh /proc")
         if self.landlock_fs:
@@ -81,6 +91,8 @@ def missing_layers(required_tier: str, got: Layers, abi_needed: int = 1) -> list
                 need.append(f"{ns} namespace")
         if not got.private_tmp:
             need.append("private tmpfs")
+        if not got.private_root:
+            need.append("private root (pivot_root)")
         if not got.fresh_proc:
             need.append("fresh /proc")
     if required_tier in ("full", "landlock"):
@@ -98,6 +110,9 @@ def missing_layers(required_tier: str, got: Layers, abi_needed: int = 1) -> list
         need.append("no_new_privs")
     if len(got.rlimits) < 5:
         need.append("rlimits")
+    if required_tier == "full" and got.host_uid <= 0:
+        need.append("an unprivileged host uid (the session would act as host root)" if got.host_uid == 0 else
+                    "a known host uid")
     return need
 
 
@@ -146,18 +161,47 @@ def close_inherited_fds(keep: int) -> None:
     os.closerange(keep + 1, 1 << 16)
 
 
+def _switch_uid(uid: int, gid: int) -> None:
+    """Take the session's host uid/gid for good (no supplementary groups), then re-arm the parent-death signal,
+    which the kernel clears on any change of credentials."""
+    if hasattr(os, "setgroups") and os.getgroups():
+        os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    capabilities.set_parent_death_signal(signal.SIGKILL)
+
+
+def host_uid() -> int:
+    """The host uid this process runs as, from /proc/self/uid_map (-1 when it cannot be read)."""
+    uid = os.getuid()
+    try:
+        with open("/proc/self/uid_map") as f:
+            for line in f:
+                inside, outside, count = (int(v) for v in line.split())
+                if inside <= uid < inside + count:
+                    return outside + uid - inside
+    except (OSError, ValueError):
+        pass
+    return -1
+
+
 def enter(spec: dict[str, Any], session_fd: int) -> Layers:
     """Apply the spec's layers to this (single-threaded, just forked) process. Raises on any required failure."""
     tier = spec["tier"]
     layers = Layers(tier=tier)
     capabilities.set_parent_death_signal(signal.SIGKILL)
     os.setsid()  # its own session and process group: kill(0, ...) reaches nothing else
+    reads = list(SYSTEM_READ_PATHS) + list(spec["read_paths"])
     if tier == "full":
+        # In its own user namespace the warm parent mapped uid/gid 0 to the session's unprivileged host ids; the
+        # process still has the warm parent's host credentials until it switches, so the host paths to expose are
+        # opened first (a Python under /root stays reachable), then it becomes the mapped ids and builds its root.
         mounts.make_private()
-        mounts.mount_tmpfs("/tmp", spec["scratch_bytes"])
-        mounts.mount_tmpfs("/dev/shm", spec["shm_bytes"])
-        mounts.mount_proc()
-        layers.private_tmp = layers.fresh_proc = True
+        plan = rootfs.plan(reads)
+        sources = rootfs.open_sources(plan)
+        _switch_uid(0, 0)
+        rootfs.build(sources, plan.links, spec["scratch_bytes"], spec["shm_bytes"])
+        layers.private_tmp = layers.fresh_proc = layers.private_root = True
         scratch = "/tmp"
         try:
             socket.sethostname("sandbox")
@@ -165,8 +209,12 @@ def enter(spec: dict[str, Any], session_fd: int) -> Layers:
             pass
     else:
         scratch = spec["scratch_dir"]
+        if spec.get("uid") is not None:  # no user namespace: the trainer is root and may hand out its uid range
+            capabilities.drop_bounding_set()  # while CAP_SETPCAP is still there
+            _switch_uid(int(spec["uid"]), int(spec["gid"]))
     os.chdir(scratch)
     layers.scratch = scratch
+    layers.host_uid = host_uid()
     os.environ.clear()
     os.environ.update({"HOME": scratch, "TMPDIR": scratch, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                        **spec.get("env", {})})
@@ -185,7 +233,6 @@ def enter(spec: dict[str, Any], session_fd: int) -> Layers:
     if tier in ("full", "landlock"):
         if abi < 1:
             raise OSError("Landlock is not available in this kernel")
-        reads = list(SYSTEM_READ_PATHS) + list(spec["read_paths"])
         writes = [scratch, "/dev/null"]
         if tier == "full":
             reads.append("/proc")
@@ -198,7 +245,7 @@ def enter(spec: dict[str, Any], session_fd: int) -> Layers:
     no_fork = not (tier == "full" and spec["allow_subprocesses"] and spec.get("process_cap", False))
     if not seccomp.available():
         raise OSError("seccomp: unsupported architecture")
-    seccomp.install(no_fork)
+    seccomp.install(no_fork, host_fs_writable=layers.private_root)
     layers.no_fork = no_fork
     # measure what we got
     st = _status_fields()

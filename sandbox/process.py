@@ -6,18 +6,25 @@ import asyncio
 import os
 import signal
 import socket
-import time
 
+from sandbox.isolation import Layers
 from sandbox.linux.pidfd import pidfd_exited, pidfd_kill
 from sandbox.zygote_client import ZygoteProcess
 
 
 class WorkerProcess:
-    def __init__(self, pid: int, pidfd: int, sock: socket.socket, zygote: ZygoteProcess) -> None:
+    """One session process: `pid`, its `pidfd` (signals never reach a recycled pid), the pool's end of its socket,
+    the warm parent that forked (and reaps) it, its scratch directory on the host (tiers without a private /tmp)
+    and the layers it reported."""
+
+    def __init__(self, pid: int, pidfd: int, sock: socket.socket, zygote: ZygoteProcess, *,
+                 scratch: str | None = None, layers: Layers | None = None) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.sock = sock
         self.zygote = zygote
+        self.scratch = scratch
+        self.layers = layers
         self.killed = False
         self.closed = False
 
@@ -87,6 +94,3 @@ def describe_status(status: int | None) -> tuple[str, str]:
         return "exit", f"the session process exited with code {os.WEXITSTATUS(status)}"
     return "unknown", f"the session process ended (status {status})"
 
-
-def monotonic() -> float:
-    return time.monotonic()

@@ -15,19 +15,37 @@ import os
 import signal
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from sandbox import wire
-from sandbox.errors import SandboxClosedError, SandboxUnavailableError
+from sandbox.config import SandboxConfig
+from sandbox.errors import SandboxClosedError
 from sandbox.isolation import Layers
-from sandbox.spawn import spawn_async
+from sandbox.launcher import Launcher, ProcessDied
 from sandbox.process import WorkerProcess, describe_status
-from sandbox.result import CapturedImage, ErrorInfo, ExecResult, ExecStatus, ImageRegion, OpRecord
+from sandbox.result import ExecResult, ExecStatus
+from sandbox.result_frame import parse_result
 
-if TYPE_CHECKING:
-    from sandbox.pool import SandboxPool
+
+
+class SessionHost(Protocol):
+    """What a session needs from its pool (`SandboxPool` is one): the config, the launcher of its processes,
+    the result frame limits, slots, and the settings its processes get."""
+
+    config: SandboxConfig
+    launcher: Launcher
+    result_limits: wire.FrameLimits
+    closed: bool
+
+    def check_open(self) -> None: ...
+
+    async def acquire_slot(self) -> None: ...
+
+    def release_slot(self) -> None: ...
+
+    def worker_settings(self) -> dict[str, Any]: ...
 
 READY_LIMITS = wire.FrameLimits(max_json_bytes=1 << 20, max_blob_bytes=0, max_blobs=0, max_pixels=1)
 
@@ -61,14 +79,10 @@ def input_arrays(images: dict[str, Any]) -> tuple[list[str], list[np.ndarray], l
     return names, arrays, modes
 
 
-class _Died(Exception):
-    """A session process ended before it was ready."""
-
-
 class SandboxSession:
     """An async context manager holding one pool slot and one session process (restarted when it dies)."""
 
-    def __init__(self, pool: SandboxPool, images: dict[str, Any] | None = None) -> None:
+    def __init__(self, pool: SessionHost, images: dict[str, Any] | None = None) -> None:
         self.pool = pool
         names, arrays, modes = input_arrays(dict(images or {}))
         self.names = names
@@ -80,6 +94,7 @@ class SandboxSession:
         self._slot = False
         self._closed = False
         self._busy = False
+        self._blocks = 0  # blocks sent to session processes; each result must carry its block's number
         self._pending_notes: list[str] = []
 
     # ---- lifecycle ----
@@ -95,10 +110,9 @@ class SandboxSession:
         """Take a pool slot (waiting up to `session_wait_s`) and start the session process."""
         if self._slot or self._closed:
             raise SandboxClosedError("a session can be opened once")
-        self.pool._check_open()
-        await self.pool._slots_acquire()
+        self.pool.check_open()
+        await self.pool.acquire_slot()
         self._slot = True
-        self.pool._register(self)
         try:
             self._worker = await self._start()
         except BaseException:
@@ -112,68 +126,42 @@ class SandboxSession:
         self._closed = True
         w, self._worker = self._worker, None
         if w is not None:
-            w.kill()
-            await w.wait_exit(2.0)
-            w.close()
-            self.pool._cleanup_worker(w)
-        self.pool._unregister(self)
+            await self.pool.launcher.retire(w)
         for fd in self._image_fds:
             os.close(fd)
         self._image_fds = []
         if self._slot:
             self._slot = False
-            self.pool._slots.release()
-
-    def _kill_now(self) -> None:
-        """Pool shutdown: kill the process from any thread (the owner's next await sees it gone)."""
-        w = self._worker
-        if w is not None:
-            w.kill()
+            self.pool.release_slot()
 
     @property
     def alive(self) -> bool:
         return self._worker is not None
 
+    @property
+    def pid(self) -> int | None:
+        """The host pid of the session's process (None between a process's end and the next run)."""
+        return self._worker.pid if self._worker is not None else None
+
     # ---- starting a process ----
 
     async def _start(self) -> WorkerProcess:
         """A process that is up (a prespawned spare, or forked now), loaded with this session's images. A spare
-        that died meanwhile (e.g. with a replaced warm parent) is skipped for a freshly forked process."""
-        pool = self.pool
-        deadline = time.monotonic() + pool.config.start_timeout_s
-        spare = pool._spares.take() if pool._spares is not None else None
-        if spare is not None:
+        that died meanwhile (e.g. with a replaced warm parent) is replaced by a freshly forked process."""
+        launcher = self.pool.launcher
+        deadline = time.monotonic() + self.pool.config.start_timeout_s
+        init = {"op": "init", "images": self._image_specs, "settings": self.pool.worker_settings()}
+        for attempt in range(2):
+            w = await launcher.start(deadline)
             try:
-                return await self._load(*spare, deadline)
-            except _Died:
-                pass
-        try:
-            return await self._load(*await spawn_async(pool, deadline), deadline)
-        except _Died as exc:
-            raise SandboxUnavailableError(f"the session process died while loading its images ({exc})") from None
-
-    async def _load(self, w: WorkerProcess, layers: Layers, deadline: float) -> WorkerProcess:
-        pool = self.pool
-        token = pool._watchdog.arm(w.pidfd, deadline)
-        try:
-            msg = {"op": "init", "images": self._image_specs, "settings": pool._worker_settings()}
-            sent = wire.send_with_fds(w.sock, msg, self._image_fds)
-            (data,) = wire.encode(msg)
-            if sent < len(data):
-                await asyncio.get_running_loop().sock_sendall(w.sock, data[sent:])
-            reply, _ = await wire.arecv(w.sock, READY_LIMITS)
-            if reply.get("op") != "ready":
-                raise wire.ProtocolError(f"expected ready, got {reply.get('op')!r}")
-        except BaseException as exc:
-            fired = pool._watchdog.disarm(token)
-            w.close()
-            pool._cleanup_worker(w)
-            if isinstance(exc, (EOFError, OSError, wire.ProtocolError)):
-                raise _Died("start_timeout_s passed" if fired else describe_status(await w.exit_status())[1]) from None
-            raise
-        pool._watchdog.disarm(token)
-        self.layers = layers
-        return w
+                await launcher.load(w, init, self._image_fds, deadline)
+            except ProcessDied:
+                if attempt or time.monotonic() >= deadline:
+                    raise
+                continue
+            self.layers = w.layers
+            return w
+        raise AssertionError("unreachable")
 
     # ---- running code ----
 
@@ -193,7 +181,7 @@ class SandboxSession:
         t0 = time.perf_counter()
         try:
             if self._worker is None:
-                self.pool._check_open()
+                self.pool.check_open()
                 self._worker = await self._start()
                 self.restarts += 1
                 self._pending_notes.append("a fresh interpreter was started for this block (the previous one ended):"
@@ -210,36 +198,36 @@ class SandboxSession:
     async def _run_on(self, w: WorkerProcess, code: str, timeout: float) -> ExecResult:
         pool = self.pool
         cfg = pool.config
-        token = pool._watchdog.arm(w.pidfd, time.monotonic() + timeout + cfg.kill_grace_s)
-        msg: dict[str, Any] | None = None
-        blobs: list[np.ndarray] = []
-        violation = None
+        watchdog = pool.launcher.watchdog
+        token = watchdog.arm(w.pidfd, time.monotonic() + timeout + cfg.kill_grace_s)
+        violation: str | None = None
+        result: ExecResult | None = None
+        self._blocks += 1
+        block = self._blocks
         # The watchdog kills the process at the hard deadline, which closes its end of the socket; as a backstop
         # (a watchdog that could not run), our end is shut down 10 s later. A timer, not wait_for: no extra task.
         backstop = asyncio.get_running_loop().call_later(timeout + cfg.kill_grace_s + 10.0, _shutdown, w.sock)
         try:
-            await wire.asend(w.sock, {"op": "run", "code": code, "timeout": timeout})
-            msg, blobs = await wire.arecv(w.sock, pool._result_limits)
+            if _has_unread_bytes(w.sock):
+                raise wire.ProtocolError("bytes arrived before the block was sent (a forged or late result)")
+            await wire.asend(w.sock, {"op": "run", "id": block, "code": code, "timeout": timeout})
+            msg, blobs = await wire.arecv(w.sock, pool.result_limits)
+            result = parse_result(msg, blobs, block, cfg)
         except (EOFError, ConnectionError, OSError):
             pass
         except wire.ProtocolError as exc:
             violation = str(exc)
         except BaseException:  # cancelled: the process's state is unknown, so it goes
             backstop.cancel()
-            pool._watchdog.disarm(token)
+            watchdog.disarm(token)
             await self._retire(w)
             raise
         backstop.cancel()
-        fired = pool._watchdog.disarm(token)
-        if msg is not None and violation is None:
-            try:
-                result = self._parse(msg, blobs)
-            except (KeyError, TypeError, ValueError) as exc:
-                violation = f"malformed result ({type(exc).__name__}: {exc})"
-            else:
-                if not result.status.session_alive:
-                    await self._retire(w)
-                return result
+        fired = watchdog.disarm(token)
+        if result is not None:
+            if not result.status.session_alive:
+                await self._retire(w)
+            return result
         # the process died, was killed, or broke the protocol
         w.kill()
         await w.wait_exit(2.0)
@@ -267,50 +255,9 @@ class SandboxSession:
         return ExecResult(status=st, notes=notes)
 
     async def _retire(self, w: WorkerProcess) -> None:
-        w.kill()
-        await w.wait_exit(2.0)
-        w.close()
-        self.pool._cleanup_worker(w)
+        await self.pool.launcher.retire(w)
         if self._worker is w:
             self._worker = None
-
-    def _parse(self, msg: dict[str, Any], blobs: list[np.ndarray]) -> ExecResult:
-        if msg.get("op") != "result":
-            raise ValueError(f"unexpected message {msg.get('op')!r}")
-        cfg = self.pool.config
-        status = ExecStatus(msg["status"])
-        metas = msg.get("images") or []
-        if len(metas) != len(blobs):
-            raise ValueError("image count does not match the pixel blobs")
-        if msg.get("png"):
-            blobs = [_decode_png(b, cfg.max_image_pixels) for b in blobs]
-        images = []
-        for meta, arr in zip(metas, blobs, strict=True):
-            region = None
-            if meta.get("region"):
-                try:
-                    region = ImageRegion.from_dict(meta["region"])
-                except (KeyError, TypeError, ValueError):
-                    region = None
-            images.append(CapturedImage(arr, str(meta.get("source", "show")), region))
-        ops = []
-        for o in (msg.get("ops") or [])[: cfg.max_ops]:
-            try:
-                ops.append(OpRecord.from_dict(o))
-            except (KeyError, TypeError, ValueError, AttributeError):
-                continue
-        err = msg.get("error")
-        error = ErrorInfo(str(err.get("type", "Exception")), str(err.get("message", "")), str(err.get("traceback", "")),
-                          int(err["line"]) if isinstance(err.get("line"), int) else None) if isinstance(err, dict) else None
-        value_repr = msg.get("value_repr")
-        return ExecResult(
-            status=status,
-            stdout=str(msg.get("stdout", ""))[: cfg.max_stdout_bytes * 2],
-            stderr=str(msg.get("stderr", ""))[: cfg.max_stderr_bytes * 2],
-            error=error, images=images, ops=ops,
-            value_repr=str(value_repr)[: cfg.max_value_repr_chars] if value_repr is not None else None,
-            notes=[str(n)[:500] for n in (msg.get("notes") or [])][:50],
-        )
 
 
 def _sealed_memfd(arr: np.ndarray) -> int:
@@ -332,6 +279,14 @@ def _sealed_memfd(arr: np.ndarray) -> int:
     return fd
 
 
+def _has_unread_bytes(sock: socket.socket) -> bool:
+    """Whether the session process sent anything since its last result (EOF counts as nothing: the send fails)."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (BlockingIOError, InterruptedError):
+        return False
+
+
 def _shutdown(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -343,16 +298,3 @@ def os_sig(status: int) -> int:
     import os
 
     return os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-
-
-def _decode_png(blob: np.ndarray, max_pixels: int) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(blob.tobytes())) as im:
-        if im.width * im.height > max_pixels:
-            raise ValueError("PNG larger than max_image_pixels")
-        im.load()
-        return np.asarray(im.convert("RGBA" if "A" in im.mode else ("L" if im.mode == "L" else "RGB")))
-

@@ -7,19 +7,17 @@ is exactly the async one.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sandbox.isolation import Layers
 from sandbox.result import ExecResult
-
-if TYPE_CHECKING:
-    from sandbox.isolation import Layers
-    from sandbox.pool import SandboxPool
+from sandbox.session import SandboxSession, SessionHost
 
 
 class SyncSession:
-    def __init__(self, pool: SandboxPool, images: dict[str, Any] | None = None) -> None:
-        from sandbox.session import SandboxSession
+    """A `SandboxSession` driven on a private event loop (one thread at a time)."""
 
+    def __init__(self, pool: SessionHost, images: dict[str, Any] | None = None) -> None:
         self._loop = asyncio.new_event_loop()
         self._session = SandboxSession(pool, images)
 
@@ -43,6 +41,10 @@ class SyncSession:
     @property
     def layers(self) -> Layers | None:
         return self._session.layers
+
+    @property
+    def pid(self) -> int | None:
+        return self._session.pid
 
     @property
     def restarts(self) -> int:

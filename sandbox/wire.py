@@ -5,13 +5,15 @@
     blobs   = the uint8 pixels of each image, C order, back to back
 
 The receiving side checks every length against its limits before reading (a session's process is untrusted: a
-frame that is too big, malformed or inconsistent is a protocol violation, and the worker is killed).
+frame that is too big, malformed or inconsistent, JSON nested too deep included, is a protocol violation, and the
+worker is killed). The fields of a result frame are checked by `sandbox.result_frame`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 import struct
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 MAGIC = b"CVL1"
+MAX_NOTES = 64  # notes per result: the worker keeps the first ones, the pool rejects a frame with more
 HEADER = struct.Struct("<4sIQ")
 
 
@@ -113,15 +116,15 @@ def _parse_header(head: bytes | bytearray, limits: FrameLimits) -> tuple[int, in
 def _parse_body(data: bytes | bytearray, blen: int, limits: FrameLimits) -> tuple[dict[str, Any], list[tuple[int, ...]]]:
     try:
         msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"bad JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nesting too deep
+        raise ProtocolError(f"bad JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(msg, dict):
         raise ProtocolError("frame is not a JSON object")
     shapes_raw = msg.pop("blobs", [])
     if not isinstance(shapes_raw, list) or len(shapes_raw) > limits.max_blobs:
         raise ProtocolError("bad or too many blobs")
     shapes = [_shape_ok(s, limits) for s in shapes_raw]
-    if sum(int(np.prod(s)) for s in shapes) != blen:
+    if sum(math.prod(s) for s in shapes) != blen:
         raise ProtocolError("blob sizes do not add up to the frame's pixel part")
     return msg, shapes
 

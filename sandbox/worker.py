@@ -1,7 +1,9 @@
 """The session process: after `isolation.enter`, it loads the input images and runs blocks until killed.
 
-Messages (see `wire`): pool -> worker `init` (input images as blobs, their names and settings), `run`
-(code, timeout); worker -> pool `ready` (the layers it has), `result` (one per run). After a block whose status
+Messages (see `wire`): worker -> pool `up` (the layers it has); pool -> worker `init` (input images as sealed
+memfds, their names and settings); worker -> pool `ready`; then pool -> worker `run` (id, code, timeout) and
+worker -> pool `result` (one per run, carrying the run's id and at most `wire.MAX_NOTES` notes; the pool checks
+it field by field, see `result_frame`). After a block whose status
 ends the session (timeout, memory, output limit) the worker sends its result and exits; the pool SIGKILLs it
 anyway. After every block, in tier full, every other process of the session's PID namespace is killed (a
 `kill(-1)` from its PID 1 reaches nothing outside it).
@@ -120,6 +122,8 @@ def serve(sock: socket.socket, spec: dict[str, Any], layers: isolation.Layers) -
             if n:
                 result["notes"].append(f"{n} child process(es) still running after the block were killed")
         result["op"] = "result"
+        result["id"] = msg.get("id")
+        del result["notes"][wire.MAX_NOTES:]
         if interp.settings.get("encoding") == "png":
             _send_png(sock, result, images)
         else:
@@ -138,14 +142,32 @@ def _send_png(sock: socket.socket, result: dict[str, Any], images: list[np.ndarr
             arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
         ok, buf = cv2.imencode(".png", arr)
         pngs.append(buf.reshape(1, -1) if ok else np.zeros((1, 1), np.uint8))
-    result["png"] = True
     wire.send(sock, result, pngs)
+
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_memory(limit_bytes: int = 32 << 20) -> None:
+    """Let glibc's malloc reuse freed blocks up to `limit_bytes` instead of returning them to the kernel at once.
+
+    Rendering a matplotlib figure allocates and frees ~12 MiB of buffers; with glibc's defaults each block then
+    faults ~3,000 fresh pages in again (~17% of a `plt.imshow(...); plt.show()` block's CPU time, measured in
+    scripts/bench/sandbox.py). The memory stays in the session process, which lives for one trajectory."""
+    from sandbox.linux.syscalls import LIBC
+
+    mallopt = getattr(LIBC, "mallopt", None)  # glibc only
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, limit_bytes)
+        mallopt(M_TRIM_THRESHOLD, 2 * limit_bytes)
 
 
 def main(session_fd: int, spec: dict[str, Any]) -> None:
     """Entry point in the forked child (never returns)."""
     code = 0
     try:
+        keep_freed_memory()
         layers = isolation.enter(spec, session_fd)
         sock = socket.socket(fileno=session_fd)
         sock.setblocking(True)

@@ -34,10 +34,15 @@ def _last_cap() -> int:
         return 40
 
 
+def drop_bounding_set() -> None:
+    """Empty the bounding set (needs CAP_SETPCAP: before a switch to a non-root uid, which loses it)."""
+    for cap in range(_last_cap() + 1):
+        LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EPERM without CAP_SETPCAP: the caller checks CapBnd
+
+
 def drop_all() -> None:
     """Drop every capability (raises OSError if the kernel refuses)."""
-    for cap in range(_last_cap() + 1):
-        LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EPERM without CAP_SETPCAP: checked below via capget-free path
+    drop_bounding_set()
     LIBC.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()

@@ -15,7 +15,7 @@ import pytest
 
 from sandbox import ExecStatus, SandboxConfig, SandboxPool
 
-from tests.sandbox.conftest import Attack, SMALL, descendants, strays
+from tests.sandbox.conftest import Attack, SMALL, strays
 
 os.environ["CODEVL_SANDBOX_TEST_SECRET"] = "trainer-secret-value"  # must never be visible inside a session
 
@@ -50,43 +50,7 @@ def test_blocking_syscall_and_sleep_are_killed(attack: Attack) -> None:
 # ---- processes -----------------------------------------------------------------------------------------------
 
 
-def test_fork_bomb_is_contained_and_killed(attack: Attack, pool: SandboxPool) -> None:
-    z = pool._zygote
-    assert z is not None
-    peak = [0]
-    stop = threading.Event()
-
-    def watch() -> None:  # count the warm parent's descendants while the bomb runs
-        while not stop.is_set():
-            peak[0] = max(peak[0], len(descendants(z.pid)))
-            time.sleep(0.01)
-
-    t = threading.Thread(target=watch)
-    t.start()
-    try:
-        r = attack("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", timeout=1.0)
-    finally:
-        stop.set()
-        t.join()
-    assert r.status is ExecStatus.TIMEOUT
-    layers = pool.layers
-    assert layers is not None
-    if layers.no_fork:
-        pytest.skip("no process cap can be enforced here (root without a pids cgroup): sessions run in no-fork mode")
-    # the neighbour, the spares, the bomb's session: capped at max_processes (32) by its pids cgroup / RLIMIT_NPROC
-    assert peak[0] <= 1 + pool.config.prespawn + 32 + 2, f"{peak[0]} processes at the peak"
-
-
-def test_fork_bomb_in_no_fork_mode_fails_at_once() -> None:
-    with SandboxPool(SandboxConfig(**{**SMALL, "allow_subprocesses": False})) as pool:
-        with pool.sync_session() as s:
-            assert s.layers is not None and s.layers.no_fork
-            r = s.run("import os\nwhile True: os.fork()")
-            assert r.status is ExecStatus.ERROR and r.error is not None and r.error.type == "PermissionError"
-            r = s.run("import subprocess\nsubprocess.run(['true'])")
-            assert r.status is ExecStatus.ERROR and r.error is not None and r.error.type == "PermissionError"
-            r = s.run("import threading\nt = threading.Thread(target=lambda: None); t.start(); t.join(); print('ok')")
-            assert r.stdout == "ok\n"  # threads still work
+# fork bombs: tests/sandbox/test_host_holes.py runs one in every setup (pids cgroup, RLIMIT_NPROC only, no-fork)
 
 
 def test_threads_and_setsid_children_left_running(attack: Attack, pool: SandboxPool) -> None:
@@ -210,8 +174,8 @@ print('env', sorted(os.environ))
     for path, verdict in lines.items():
         if path == "env":
             assert "CODEVL_SANDBOX_TEST_SECRET" not in verdict and "HF_HUB_OFFLINE" not in verdict
-        elif path == "/proc/1/environ":
-            assert verdict.startswith("READ"), "the session may read its own environment"  # its own PID 1
+        elif path == "/proc/1/environ":  # its own PID 1: after switching to its unprivileged uid the process is
+            assert "trainer-secret" not in verdict  # not dumpable, so even this is unreadable in tier full
         else:
             assert not verdict.startswith(("READ", "LISTED")), f"{path}: {verdict}"
 
@@ -225,7 +189,8 @@ def test_writing_outside_scratch(attack: Attack) -> None:
            "except OSError as e:\n    print('symlink', type(e).__name__)"
     r = attack(code.format(targets=targets), host_paths=(*targets, "/tmp/codevl-inside-marker"))
     assert r.ok and "WROTE" not in r.stdout
-    assert "/tmp ['codevl-inside-marker']" in r.stdout and "symlink PermissionError" in r.stdout
+    assert "/tmp ['codevl-inside-marker']" in r.stdout
+    assert "symlink PermissionError" in r.stdout or "symlink FileNotFoundError" in r.stdout  # no /etc/shadow in tier full
 
 
 # ---- network -------------------------------------------------------------------------------------------------
@@ -274,7 +239,7 @@ a, b = socket.socketpair(); a.send(b'unix ok'); print(b.recv(10).decode())
 
 
 def test_killing_the_parent_the_pool_and_other_sessions(attack: Attack, pool: SandboxPool) -> None:
-    z = pool._zygote
+    z = pool.stats()["warm_parent_pid"]
     assert z is not None
     code = f"""
 import os, signal
@@ -284,7 +249,7 @@ def attempt(fn):
     except OSError as e:
         return type(e).__name__
 print('ppid', os.getppid())
-print(attempt(lambda: os.kill({z.pid}, signal.SIGKILL)))
+print(attempt(lambda: os.kill({z}, signal.SIGKILL)))
 print(attempt(lambda: os.kill({os.getpid()}, signal.SIGKILL)))
 print(attempt(lambda: os.kill(-1, signal.SIGKILL)))
 print(attempt(lambda: os.kill(0, signal.SIGKILL)))
@@ -293,7 +258,7 @@ print('alive')
 """
     r = attack(code)
     assert r.ok and r.stdout.startswith("ppid 0\n") and r.stdout.endswith("alive\n")
-    assert z.alive and os.path.exists(f"/proc/{z.pid}")
+    assert pool.stats()["warm_parent_alive"] and os.path.exists(f"/proc/{z}")
 
 
 def test_ptrace_mount_unshare_are_denied(attack: Attack) -> None:
@@ -315,3 +280,23 @@ def test_no_stray_processes_after_many_sessions(pool: SandboxPool) -> None:
         with pool.sync_session() as s:
             s.run("import subprocess\nsubprocess.Popen(['sleep', '30'])")
     assert not strays(pool)
+
+
+def test_only_the_warm_parents_own_import_paths_are_readable() -> None:
+    """The trainer's sys.path (PYTHONPATH, the directory `python -m` ran from, e.g. $HOME) is not granted: sessions
+    read only what the warm parent itself imports from (it runs `python -I`)."""
+    import sys
+
+    private = Path("/var/tmp") / f"codevl-trainer-path-{os.getpid()}"
+    private.mkdir()
+    (private / "trainer_secret.py").write_text("TOKEN = 'trainer-only'\n")
+    sys.path.insert(0, str(private))
+    try:
+        with SandboxPool(SandboxConfig(**{**SMALL, "prespawn": 0})) as pool, pool.sync_session() as s:
+            r = s.run(f"import os\ntry:\n    print(open({str(private / 'trainer_secret.py')!r}).read())\n"
+                      "except OSError as e:\n    print(type(e).__name__)\nimport json, fractions\nprint('stdlib ok')")
+    finally:
+        sys.path.remove(str(private))
+        (private / "trainer_secret.py").unlink()
+        private.rmdir()
+    assert r.ok and "trainer-only" not in r.stdout and r.stdout.endswith("stdlib ok\n"), r.stdout

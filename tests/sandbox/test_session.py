@@ -128,3 +128,12 @@ def test_misuse_raises_and_async_api_works_from_several_event_loops(pool: Sandbo
         pool.session(images={"image_clue_0": "not an image"})
     with pytest.raises(ValueError):
         pool.session(images={"not valid": noise_image()})
+
+
+def test_a_block_with_more_notes_than_a_result_carries_is_still_a_result(pool: SandboxPool) -> None:
+    """70 figures that fail to draw give 70 notes; the worker keeps the first 64 (wire.MAX_NOTES), so the frame
+    stays within what the pool accepts and the block is not mistaken for a protocol violation."""
+    with pool.sync_session() as s:
+        r = s.run("import matplotlib.artist\nclass Bad(matplotlib.artist.Artist):\n    def draw(self, renderer):\n"
+                  "        raise ValueError('cannot draw')\nfor _ in range(70):\n    plt.figure().add_artist(Bad())")
+        assert r.ok and len(r.notes) == 64 and all("could not be drawn" in n for n in r.notes), r.notes[:3]
