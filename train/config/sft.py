@@ -71,6 +71,11 @@ class SFTTrainConfig(StrictModel):
     dataloader_num_workers: int = Field(0, ge=0)
     progress_bar: bool = True
 
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: object) -> object:
+        return "no" if value is False else value  # YAML reads a bare `no` as false
+
 
 class SFTConfig(StrictModel):
     """`codevl sft --config configs/sft/X.yaml [key.path=value ...] [--dry-run]`."""
