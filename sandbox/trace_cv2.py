@@ -25,13 +25,11 @@ def _resize_rel(src: np.ndarray, out: np.ndarray, *a: Any, **k: Any) -> G.Affine
 
 
 def _rotate_name(src: np.ndarray, code: int, *a: Any, **k: Any) -> str:
-    return {cv2.ROTATE_90_CLOCKWISE: "rotate270", cv2.ROTATE_90_COUNTERCLOCKWISE: "rotate90",
-            cv2.ROTATE_180: "rotate180"}[int(code)]
+    return {int(getattr(cv2, name)): op for name, op in G.CV2_ROTATE_OPS.items()}[int(code)]
 
 
 def _flip_name(src: np.ndarray, code: int, *a: Any, **k: Any) -> str:
-    c = int(code)
-    return "flip_v" if c == 0 else ("flip_h" if c > 0 else "rotate180")
+    return G.cv2_flip_op(code)
 
 
 def _orient_rel(namer: Callable[..., str]) -> Rel:

@@ -78,7 +78,7 @@ def _rot90_op(m: Any, k: int = 1, axes: Any = (0, 1)) -> str | None:
     kk = int(k) % 4
     if tuple(int(a) % m.ndim for a in axes) == (1, 0):
         kk = (-kk) % 4
-    return {0: None, 1: "rotate90", 2: "rotate180", 3: "rotate270"}[kk]
+    return G.rot90_op(kk)
 
 
 def _flip_op(m: Any, axis: Any = None) -> str | None:
