@@ -123,7 +123,8 @@ def test_structure_errors(tmp_path: Path) -> None:
 def test_dicts_lists_and_defaults() -> None:
     rs = reward_set_from_config([{"name": "format"}, {"name": "answer_accuracy", "weight": 2, "label": "acc"}])
     assert rs.name == "custom" and [(c.key, c.weight) for c in rs] == [("format", 1.0), ("acc", 2.0)]
-    assert len(reward_set_from_config({"name": "empty"})) == 0
+    with pytest.raises(RewardConfigError, match="reward set 'empty' has no components; list at least one"):
+        reward_set_from_config({"name": "empty"})  # an empty set would silently train on 0 (issue 14, item 10)
     with pytest.raises(RewardConfigError, match="label must be an identifier"):
         reward_set_from_config([{"name": "format", "label": "a b"}])
 

@@ -151,7 +151,11 @@ class _GroupSize(RewardComponent):
 def test_groups_by_group_id_explicit_groups_and_empty_input() -> None:
     rs = RewardSet([_GroupSize()])
     trs = [trajectory(task(), tid=f"t{i}", group=g) for i, g in enumerate(["a", "b", "a", None, "a"])]
-    assert [b.total for b in rs.score(trs)] == [3.0, 1.0, 3.0, 1.0, 3.0]
+    bs = rs.score(trs)
+    # "b" is a real group of one (it has an id); the rollout without a group id has no group: n/a, not 0 or 1
+    assert [b.total for b in bs] == [3.0, 1.0, 3.0, 0.0, 3.0]
+    assert bs[3].na() == {"group_size": "no group id (rollout scored without its group)"}
+    assert [b.components["group_size"].status for b in bs] == ["ok", "ok", "ok", "n/a", "ok"]
     assert [b.total for b in rs.score(trs, groups=[[0, 1], [], [2, 3, 4]])] == [2.0, 2.0, 3.0, 3.0, 3.0]
     assert rs.score([]) == []
     with pytest.raises(ValueError, match="cover 4 of 5"):
