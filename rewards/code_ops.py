@@ -91,6 +91,7 @@ class StaticOp:
     line: int
     input_index: int | None = None
     box: Box | None = None
+    detail: str | None = None  # `convert`: the target mode ("L") or OpenCV code name ("COLOR_BGR2GRAY")
 
 
 @dataclass
@@ -157,9 +158,11 @@ class _Analyzer:
 
     # ---- recording ------------------------------------------------------------------------------------------
 
-    def op(self, node: ast.AST, name: str, src: Lineage | None, box: Box | None = None) -> None:
+    def op(self, node: ast.AST, name: str, src: Lineage | None, box: Box | None = None,
+           detail: str | None = None) -> None:
         self.seen.add(id(node))
-        self.out.ops.append(StaticOp(name, getattr(node, "lineno", 0), src.input_index if src else None, box))
+        self.out.ops.append(StaticOp(name, getattr(node, "lineno", 0), src.input_index if src else None, box,
+                                     detail))
 
     def geometric(self, node: ast.AST, name: str, src: Lineage | None, *, expand: bool = True) -> Lineage | None:
         """Record a rotation/flip and return the derived lineage (None when it cannot be followed)."""
@@ -184,9 +187,10 @@ class _Analyzer:
         w, h = src.size
         return src.then("resize", (w / size[0], 0.0, 0.0, 0.0, h / size[1], 0.0), (size[0], size[1]))
 
-    def passthrough(self, node: ast.AST, name: str | None, src: Lineage | None) -> Lineage | None:
+    def passthrough(self, node: ast.AST, name: str | None, src: Lineage | None,
+                    detail: str | None = None) -> Lineage | None:
         if name:
-            self.op(node, name, src)
+            self.op(node, name, src, detail=detail)
             return src.then(name) if src is not None else None
         return src
 
@@ -413,7 +417,9 @@ class _Analyzer:
         if fn == "filter":
             return self.passthrough(node, "filter", recv)
         if fn == "convert":
-            return self.passthrough(node, "convert", recv)
+            mode = _kw(node, "mode", 0)
+            detail = mode.value if isinstance(mode, ast.Constant) and isinstance(mode.value, str) else None
+            return self.passthrough(node, "convert", recv, detail)
         if fn in ("copy", "astype"):
             return recv
         if fn == "show":
@@ -479,7 +485,7 @@ class _Analyzer:
         if fn == "resize":
             return self.resize(node, src, _const_seq(_kw(node, "dsize", 1), 2))
         if fn == "cvtColor":
-            return self.passthrough(node, "convert", src)
+            return self.passthrough(node, "convert", src, _attr_tail(_kw(node, "code", 1)) if _kw(node, "code", 1) else None)
         if fn in ("warpAffine", "warpPerspective", "getRotationMatrix2D"):
             self.op(node, "rotate", src)
             return None

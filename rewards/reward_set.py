@@ -162,9 +162,9 @@ class RewardSet:
             if c.scope == "step":
                 raw = list(v.steps or [])
                 valued = [(t, float(x)) for t, x in enumerate(raw) if x is not None]
-                if not valued and (n > 0 or reduce == "mean" or v.na is not None):
-                    # nothing to judge: every step n/a, or a mean over no steps
-                    reason = v.na or ("no code step" if n == 0 else "no step with a value")
+                if v.na is not None or (not valued and reduce == "mean"):
+                    # nothing to judge (the component says why), or a mean over no steps; a sum over no steps is 0
+                    reason = v.na or ("no code step" if n == 0 else "no executed code step")
                     scores[c.key] = ComponentScore(c.name, c.weight, c.scope, None, raw, reduce, "n/a", None, 0.0,
                                                    v.info, reason)
                     continue

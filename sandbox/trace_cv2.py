@@ -124,7 +124,9 @@ def _wrap(name: str, op: Callable[..., str] | str | None, rel: Rel | None, drawi
                     r = G.IDENTITY
                 else:
                     r = None
-                TRACER.derive(img, src, name_, api, r, out_size=(img.shape[1], img.shape[0]))
+                grey = name == "cvtColor" and img.ndim == 2 and src.ndim == 3  # mode like PIL's convert("L")
+                TRACER.derive(img, src, name_, api, r, out_size=(img.shape[1], img.shape[0]),
+                              params={"mode": "L"} if grey else None)
             guarded(derive)()
         return out
     wrapper.__codevl_traced__ = True  # type: ignore[attr-defined]
