@@ -30,7 +30,7 @@ from rewards.faithfulness import FaithfulnessParams, evaluate_faithfulness
 from rollout.trajectory import Trajectory
 from sandbox.result import ExecStatus
 
-ACCURACY_COMPONENTS = ("answer_accuracy", "codevision_code_accuracy")
+ACCURACY_COMPONENTS = ("answer_accuracy", "codevision_code_accuracy", "deepeyes_accuracy", "pixel_reasoner_accuracy")
 DEFAULT_FAITHFULNESS = FaithfulnessParams()
 
 

@@ -170,7 +170,7 @@ def test_tapo_process_released_variant(judge_server: JudgeServer) -> None:
     b, b0 = rs.score([tr, no_tool])
     # one score per trajectory, the no-tool one included (released)
     assert b.total == 0.75 and b0.total == 0.75 and len(judge_server.requests) == 2
-    body = judge_server.requests[0]
+    (body,) = [r for r in judge_server.requests if "<code>" in JudgeServer.user_text(r)]  # calls run concurrently
     # the judge sees the image (the input), the ground truth, the full response and the first tool output
     assert len(JudgeServer.image_urls(body)) == 2  # 1 input + 1 output (max_images 1)
     text = JudgeServer.user_text(body)
@@ -189,7 +189,7 @@ def test_tapo_process_released_variant(judge_server: JudgeServer) -> None:
 def test_answer_judge_and_its_failure_propagates_to_dependent_components(judge_server: JudgeServer) -> None:
     judge_server.responder = lambda body: (200, "VERDICT: 1") if "crimson" in JudgeServer.user_text(body) else (200, "VERDICT: 0")
     acc = build_component("answer_accuracy", params={"judge": config(judge_server, max_retries=0)})
-    rs = RewardSet([acc, build_component("deepeyes_tool_bonus")])
+    rs = RewardSet([acc, build_component("deepeyes_tool_bonus", params={"require_image": False})])
     t = task("red", "text")
     right = trajectory(t, [("a", ok())], answer="crimson", tid="r")
     wrong = trajectory(t, [("a", ok())], answer="blue", tid="w")

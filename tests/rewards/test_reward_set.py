@@ -180,8 +180,8 @@ def test_labels_allow_a_component_twice_and_keys_must_be_unique() -> None:
 
 def test_the_first_accuracy_component_defines_correctness_for_the_others() -> None:
     tr = trajectory(task(10, "number"), [("x", ok())], answer="10.5")
-    strict = _set(("answer_accuracy", 1.0, {}), ("deepeyes_tool_bonus", 1.0, {}))
-    loose = _set(("answer_accuracy", 1.0, {"rel_tol": 0.1}), ("deepeyes_tool_bonus", 1.0, {}))
+    strict = _set(("answer_accuracy", 1.0, {}), ("deepeyes_tool_bonus", 1.0, {"require_image": False}))
+    loose = _set(("answer_accuracy", 1.0, {"rel_tol": 0.1}), ("deepeyes_tool_bonus", 1.0, {"require_image": False}))
     assert strict.score([tr])[0].components["deepeyes_tool_bonus"].value == 0.0
     assert loose.score([tr])[0].components["deepeyes_tool_bonus"].value == 1.0
 
