@@ -92,13 +92,22 @@ class RewardComponent:
     default_reduce: ClassVar[Reduce] = "sum"
 
     def __init__(self, params: ComponentParams | Mapping[str, Any] | None = None, *, weight: float = 1.0,
-                 label: str | None = None) -> None:
+                 label: str | None = None, reduce: Reduce | None = None) -> None:
         if isinstance(params, self.Params):
             self.params = params
         else:
             self.params = self.Params.model_validate(dict(params or {}))
         self.weight = _finite(weight, f"weight of {self.name!r}")
         self.label = label
+        if reduce is not None:
+            if self.scope != "step":
+                raise ValueError(f"only step components aggregate steps; {self.name!r} has scope {self.scope!r}")
+            if reduce not in ("sum", "mean"):
+                raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+            own = getattr(self.params, "reduce", None)
+            if own is not None and own != reduce and "reduce" in self.params.model_fields_set:
+                raise ValueError(f"reduce {reduce!r} contradicts params.reduce {own!r}; set one of them")
+        self._reduce = reduce
 
     @property
     def key(self) -> str:
@@ -107,7 +116,10 @@ class RewardComponent:
 
     @property
     def reduce(self) -> Reduce:
-        """How step values enter the total (step scope): a `reduce` parameter if the component has one."""
+        """How step values enter the episode total (step scope): the reward set's `reduce:` for this entry, else
+        a `reduce` parameter if the component has one, else the component's `default_reduce`."""
+        if self._reduce is not None:
+            return self._reduce
         return getattr(self.params, "reduce", self.default_reduce)
 
     def __repr__(self) -> str:

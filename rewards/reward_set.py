@@ -190,6 +190,8 @@ class RewardSet:
         return RewardBreakdown(total=total, episode=episode, steps=steps, components=scores, reward_set=self.name)
 
     def describe(self) -> list[dict[str, Any]]:
-        """One row per component: key, name, scope, weight, params (for printing and logging the config)."""
+        """One row per component: key, name, scope, weight, reduce (step components: how their steps enter the
+        total), params (for printing and logging the config)."""
         return [{"key": c.key, "name": c.name, "scope": c.scope, "weight": c.weight,
+                 "reduce": c.reduce if c.scope == "step" else None,
                  "params": c.params.model_dump(mode="json")} for c in self.components]
