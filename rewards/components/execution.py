@@ -3,7 +3,7 @@
     exec_success_t = 1 if block t ran to the end (status ok), else 0          (reduce: mean -> success rate)
     exec_error_t   = 1 if block t ran and ended in one of `statuses`, else 0  (reduce: sum)
 
-CodeVision's released tool returns -0.05 for a failed call (its code_image_tool execute()), but the agent loop
+CodeVision's released tool returns -0.05 for a failed call (verl/tools/code_image_tool.py `execute`), but the agent loop
 discards that value (verl/experimental/agent_loop/tool_agent_loop.py `_call_tool`: `tool_execution_response, _, _
 = await tool.execute(...)`) and trains on one reward at the last token, so CodeVision never trains on a
 per-failed-call penalty: the shipped sets log `exec_error` at weight 0. Give it a negative weight to try one.
