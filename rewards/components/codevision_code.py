@@ -51,6 +51,8 @@ from sandbox.result import CORE_OPS, ORIENTATION_OPS
 
 class GatedAccuracyParams(AccuracyParams, ReleasedToolUseParams):
     gate_threshold: float = Field(0.1, ge=0.0, le=1.0, description="gate r_acc by r_mand below this")
+    binary: bool = Field(True, description="r_acc = 1 if correct else 0 (released: `1.0 if is_correct`, with "
+                                           "is_correct = base score > 0.5); False keeps a graded match score")
 
 
 def crop_gate(traj: Trajectory, ctx: ScoringContext, p: ToolUseParams, threshold: float) -> tuple[bool, float | None]:
@@ -76,7 +78,8 @@ class CodeVisionCodeAccuracy(AnswerAccuracy):
     def score(self, traj: Trajectory, ctx: ScoringContext) -> ComponentValue:
         m = self.check(traj, ctx)
         gated, r_mand = crop_gate(traj, ctx, self.params, self.params.gate_threshold)
-        value = m.score * r_mand if (gated and r_mand is not None) else m.score
+        base = (1.0 if m.correct else 0.0) if self.params.binary else m.score
+        value = base * r_mand if (gated and r_mand is not None) else base
         return ComponentValue(value=value, info={"method": m.method, "correct": m.correct, "gated": gated,
                                                  "r_mand": r_mand})
 

@@ -283,3 +283,17 @@ def test_crop_required_without_a_box_is_na_not_zero() -> None:
     assert p.components["codevision_exact_set"].value == 0.0 and c.components["codevision_code_exact"].value == 0.0
     assert p.components["codevision_must_use"].steps == [] and p.components["codevision_must_use"].value == 0.0
     assert c.components["codevision_code_mandatory"].value == 0.0
+
+
+def test_released_r_acc_is_binary_even_with_a_graded_answer_score() -> None:
+    # box answer (0, 0, 10, 10); predicted (0, 0, 10, 8): IoU 80 / 100 = 0.8 >= 0.5 -> correct
+    t = task([0, 0, 10, 10], "box", required=[])
+    tr = trajectory(t, [], answer="[0, 0, 10, 8]")
+    graded = {"box_score": "iou"}
+    released = RewardSet([build_component("codevision_code_accuracy", params=graded)])
+    plain = RewardSet([build_component("answer_accuracy", params=graded)])
+    # released: r_acc = 1.0 if is_correct (agent_loop.py), not the graded 0.8
+    assert released.score([tr])[0].total == 1.0
+    assert plain.score([tr])[0].total == pytest.approx(0.8)
+    kept = RewardSet([build_component("codevision_code_accuracy", params={**graded, "binary": False})])
+    assert kept.score([tr])[0].total == pytest.approx(0.8)
