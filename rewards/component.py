@@ -1,4 +1,4 @@
-"""The reward component contract (DESIGN.md, rewards; REFERENCE.md section 1 for the formulas).
+"""The reward component contract (each component cites the paper or released code it reproduces).
 
 A component is a small class with
 
