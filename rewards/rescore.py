@@ -85,8 +85,8 @@ class RescoreSummary:
         for k, b in enumerate(self.breakdowns):
             for key, reason in b.na().items():
                 n, ids = out.get((key, reason), (0, []))
-                tid = tasks[k] if k < len(tasks) else "?"
-                out[(key, reason)] = (n + 1, ids if tid in ids else [*ids, tid])
+                tid = tasks[k] if k < len(tasks) else None  # task ids are known when `rescore` built the summary
+                out[(key, reason)] = (n + 1, ids if (tid is None or tid in ids) else [*ids, tid])
         order = {c.key: i for i, c in enumerate(self.reward_set.components)}
         return [(key, reason, n, ids) for (key, reason), (n, ids) in sorted(out.items(), key=lambda kv: order.get(kv[0][0], 0))]
 
@@ -138,7 +138,7 @@ def format_table(summary: RescoreSummary, *, source: Sequence[str] | None = None
     lines.append(f"{'total':<{width}}{'':<9}{'':>8}{'':>8}{_fmt(summary.total_mean, 9)}")
     for key, reason, count, ids in summary.na_reasons():
         shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-        lines.append(f"n/a {key}: {count} trajectories ({reason}; tasks: {shown})")
+        lines.append(f"n/a {key}: {count} trajectories ({reason}" + (f"; tasks: {shown})" if ids else ")"))
     if summary.recorded_totals:
         rec = sum(summary.recorded_totals) / len(summary.recorded_totals)
         lines.append(f"{'recorded total':<{width}}{'':<9}{'':>8}{'':>8}{_fmt(rec, 9)}"
