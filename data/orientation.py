@@ -2,8 +2,8 @@
 
 Names and directions follow `sandbox.result` (the contract every package shares); the geometry is the project's one
 orientation rule, `sandbox.geometry`, which this module adapts to the generators' signatures. `rotate90` turns the
-image 90 degrees counter-clockwise (PIL `img.rotate(90, expand=True)`, `np.rot90(a, k=1)`), `rotate270` 90 degrees clockwise,
-`rotate180` half a turn, `flip_h` mirrors left-right, `flip_v` mirrors top-bottom.
+image 90 degrees counter-clockwise (PIL `img.rotate(90, expand=True)`, `np.rot90(a, k=1)`), `rotate270` 90 degrees
+clockwise, `rotate180` half a turn, `flip_h` mirrors left-right, `flip_v` mirrors top-bottom.
 
 A generator that transforms an upright image with op `t` lists `inverse(t)` as the task's required op: the op the
 solver must apply to the image it is given. Boxes are `(x1, y1, x2, y2)` in pixels with x2/y2 exclusive, so a box

@@ -485,7 +485,8 @@ class _Analyzer:
         if fn == "resize":
             return self.resize(node, src, _const_seq(_kw(node, "dsize", 1), 2))
         if fn == "cvtColor":
-            return self.passthrough(node, "convert", src, _attr_tail(_kw(node, "code", 1)) if _kw(node, "code", 1) else None)
+            code = _kw(node, "code", 1)
+            return self.passthrough(node, "convert", src, _attr_tail(code) if code is not None else None)
         if fn in ("warpAffine", "warpPerspective", "getRotationMatrix2D"):
             self.op(node, "rotate", src)
             return None

@@ -44,7 +44,8 @@ class ExecSuccess(RewardComponent):
     scope = "step"
     Params = ExecSuccessParams
     default_reduce = "mean"
-    source = "code execution success rate (the released CodeVision code logs it as R_exec, agent_loop.py::_compute_tool_reward_for_sample)"
+    source = ("code execution success rate (the released CodeVision code logs it as R_exec, "
+              "agent_loop.py::_compute_tool_reward_for_sample)")
     formula = "s_t = 1[block t ran to the end]; mean over steps"
     params: ExecSuccessParams
 
