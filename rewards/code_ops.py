@@ -295,9 +295,11 @@ class _Analyzer:
             assert isinstance(sl, ast.Slice)
             step = _const(sl.step) if sl.step is not None else 1.0
             if step == -1.0 and sl.lower is None and sl.upper is None:
-                result = self.geometric(node, "flip_v" if axis == "y" else "flip_h", result) if result else None
+                flip = G.array_flip_op({0} if axis == "y" else {1})
+                assert flip is not None
+                result = self.geometric(node, flip, result) if result else None
                 if result is None:
-                    self.op(node, "flip_v" if axis == "y" else "flip_h", src)
+                    self.op(node, flip, src)
                     return None
         lo_y, hi_y, lo_x, hi_x = rows.lower, rows.upper, cols.lower, cols.upper  # type: ignore[union-attr]
         if all(v is None for v in (lo_y, hi_y, lo_x, hi_x)):
@@ -451,8 +453,8 @@ class _Analyzer:
             axis_node = _kw(node, "axis", 1)
             axis = _const(axis_node)
             if axis_node is None or (isinstance(axis_node, ast.Constant) and axis_node.value is None):
-                return self.geometric(node, "rotate180", src)
-            op = {0: "flip_v", 1: "flip_h"}.get(int(axis)) if axis is not None else None
+                return self.geometric(node, G.array_flip_op({0, 1}) or "rotate180", src)
+            op = G.array_flip_op({int(axis)}) if axis is not None else None
             if op is None:
                 self.op(node, "flip", src)
                 return None
@@ -517,7 +519,7 @@ class _Analyzer:
                 angle = _const(node.args[0]) if node.args else None
                 name = _angle_op(angle) if angle is not None else "rotate"
             elif owner in NUMPY and fn in ("rot90", "fliplr", "flipud"):
-                name = {"rot90": "rotate90", "fliplr": "flip_h", "flipud": "flip_v"}[fn]
+                name = {"rot90": G.rot90_op(1), "fliplr": G.array_flip_op({1}), "flipud": G.array_flip_op({0})}[fn]
             elif owner in CV2 and fn == "rotate":
                 name = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "", "rotate")
             elif fn == "transpose" and node.args:

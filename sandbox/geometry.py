@@ -193,6 +193,13 @@ def rot90_op(k: int) -> str | None:
     return {0: None, 1: "rotate90", 2: "rotate180", 3: "rotate270"}[int(k) % 4]
 
 
+def array_flip_op(axes: set[int]) -> str | None:
+    """The op of reversing an H x W (x C) array along `axes` (NumPy `np.flip`, `a[::-1]`, `a[:, ::-1]`): axis 0
+    (rows) mirrors top-bottom, axis 1 (columns) left-right, both a half turn; None when no spatial axis."""
+    return {frozenset({0}): "flip_v", frozenset({1}): "flip_h", frozenset({0, 1}): "rotate180"}.get(
+        frozenset(axes & {0, 1}))
+
+
 def cv2_flip_op(code: int) -> str:
     """The op of `cv2.flip(a, code)`: 0 mirrors top-bottom, > 0 left-right, < 0 both (a half turn)."""
     c = int(code)

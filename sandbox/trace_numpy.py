@@ -86,8 +86,7 @@ def _flip_op(m: Any, axis: Any = None) -> str | None:
         axes = {0, 1} if m.ndim == 2 else {0, 1, 2}
     else:
         axes = {int(a) % m.ndim for a in (axis if isinstance(axis, (tuple, list)) else (axis,))}
-    spatial = axes & {0, 1}
-    return {frozenset({0}): "flip_v", frozenset({1}): "flip_h", frozenset({0, 1}): "rotate180"}.get(frozenset(spatial))
+    return G.array_flip_op(axes)
 
 
 def _transpose_op(m: Any, axes: Any = None, *args: Any, **kwargs: Any) -> str | None:

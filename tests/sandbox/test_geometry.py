@@ -97,6 +97,11 @@ def test_library_names_and_angles() -> None:
     assert G.angle_op(360) is None and G.angle_op(45) == "rotate"
     assert [G.rot90_op(k) for k in (0, 1, 2, 3, -1)] == [None, "rotate90", "rotate180", "rotate270", "rotate270"]
     assert [G.cv2_flip_op(c) for c in (0, 1, -1)] == ["flip_v", "flip_h", "rotate180"]
+    a = np.arange(W * H, dtype=np.uint8).reshape(H, W)
+    for axes in ({0}, {1}, {0, 1}):  # np.flip over rows / columns / both is the named op's pixels
+        op = G.array_flip_op(axes)
+        assert op is not None and np.array_equal(np.flip(a, tuple(axes)), G.apply_to_array(a, op))
+    assert G.array_flip_op({2}) is None  # the channel axis is not an orientation
     assert G.CV2_ROTATE_OPS["ROTATE_90_CLOCKWISE"] == "rotate270"
     assert G.PIL_TRANSPOSE_OPS["ROTATE_90"] == "rotate90"
     with pytest.raises(ValueError, match="valid ops: rotate90, rotate180, rotate270, flip_h, flip_v"):
