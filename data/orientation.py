@@ -1,8 +1,9 @@
 """The five orientation ops as the project names them, on pixels and on boxes.
 
-Names and directions follow `sandbox.result` (the contract every package shares): `rotate90` turns the image 90
-degrees counter-clockwise (PIL `img.rotate(90, expand=True)`, `np.rot90(a, k=1)`), `rotate270` 90 degrees clockwise,
-`rotate180` half a turn, `flip_h` mirrors left-right, `flip_v` mirrors top-bottom.
+Names and directions follow `sandbox.result` (the contract every package shares); the geometry is the project's one
+orientation rule, `sandbox.geometry`, which this module adapts to the generators' signatures. `rotate90` turns the
+image 90 degrees counter-clockwise (PIL `img.rotate(90, expand=True)`, `np.rot90(a, k=1)`), `rotate270` 90 degrees
+clockwise, `rotate180` half a turn, `flip_h` mirrors left-right, `flip_v` mirrors top-bottom.
 
 A generator that transforms an upright image with op `t` lists `inverse(t)` as the task's required op: the op the
 solver must apply to the image it is given. Boxes are `(x1, y1, x2, y2)` in pixels with x2/y2 exclusive, so a box
@@ -17,12 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from sandbox import geometry
 from sandbox.result import ORIENTATION_OPS
 
 Box = tuple[float, float, float, float]
-
-_INVERSE = {"rotate90": "rotate270", "rotate270": "rotate90", "rotate180": "rotate180", "flip_h": "flip_h",
-            "flip_v": "flip_v"}
 
 # What a transform looks like to someone looking at the result (used in oracle texts and questions).
 DESCRIPTION = {
@@ -34,35 +33,17 @@ DESCRIPTION = {
 }
 
 
-def _check(op: str) -> None:
-    if op not in _INVERSE:
-        raise ValueError(f"unknown orientation op {op!r}; valid ops: {', '.join(ORIENTATION_OPS)}")
+_check = geometry.check_orientation_op
 
 
 def inverse(op: str) -> str:
     """The op that undoes `op` (rotate90 <-> rotate270; the others undo themselves)."""
-    _check(op)
-    return _INVERSE[op]
+    return geometry.inverse(op)
 
 
 def apply_op(array: np.ndarray, op: str) -> np.ndarray:
     """`op` applied to an H x W (x C) array; returns a new contiguous array."""
-    _check(op)
-    if op == "rotate90":
-        out = np.rot90(array, k=1)
-    elif op == "rotate180":
-        out = np.rot90(array, k=2)
-    elif op == "rotate270":
-        out = np.rot90(array, k=3)
-    elif op == "flip_h":
-        out = array[:, ::-1]
-    else:
-        out = array[::-1]
-    return np.ascontiguousarray(out)
-
-
-_PIL_TRANSPOSE = {"rotate90": "ROTATE_90", "rotate180": "ROTATE_180", "rotate270": "ROTATE_270",
-                  "flip_h": "FLIP_LEFT_RIGHT", "flip_v": "FLIP_TOP_BOTTOM"}
+    return np.ascontiguousarray(geometry.apply_to_array(array, op))
 
 
 def apply_op_pil(image: Any, op: str) -> Any:
@@ -70,38 +51,25 @@ def apply_op_pil(image: Any, op: str) -> Any:
     from PIL import Image
 
     _check(op)
-    return image.transpose(getattr(Image.Transpose, _PIL_TRANSPOSE[op]))
+    return image.transpose(getattr(Image.Transpose, geometry.PIL_TRANSPOSE_OF[op]))
 
 
 def apply_ops(array: np.ndarray, ops: Sequence[str]) -> np.ndarray:
     """Apply orientation ops in order; other names (e.g. `crop`) are ignored."""
     for op in ops:
-        if op in _INVERSE:
+        if op in ORIENTATION_OPS:
             array = apply_op(array, op)
     return array
 
 
 def output_size(size: tuple[int, int], op: str) -> tuple[int, int]:
     """(width, height) after `op`."""
-    _check(op)
-    w, h = size
-    return (h, w) if op in ("rotate90", "rotate270") else (w, h)
+    return geometry.output_size(op, *size)  # type: ignore[return-value]
 
 
 def map_box(box: Sequence[float], op: str, size: tuple[int, int]) -> Box:
     """Where box `(x1, y1, x2, y2)` of an image of `size` (width, height) lands after `op`."""
-    _check(op)
-    x1, y1, x2, y2 = (float(v) for v in box)
-    w, h = size
-    if op == "rotate90":  # (x, y) -> (y, W - x)
-        return (y1, w - x2, y2, w - x1)
-    if op == "rotate270":  # (x, y) -> (H - y, x)
-        return (h - y2, x1, h - y1, x2)
-    if op == "rotate180":
-        return (w - x2, h - y2, w - x1, h - y1)
-    if op == "flip_h":
-        return (w - x2, y1, w - x1, y2)
-    return (x1, h - y2, x2, h - y1)
+    return geometry.map_box(box, op, *size)
 
 
 def pil_code(op: str, var: str, style: int = 0) -> str:

@@ -9,17 +9,9 @@ fallback"); the trace, when present, is what really ran. Operation names follow 
 Lineage: values derived from the input images (`image_clue_0`, ... per the protocol) are followed through
 straight-line assignments, with an affine map from the current image's pixel coordinates back to the original
 image's. Crop boxes are mapped through it, so `image_clue_0.rotate(90, expand=True).crop(b)` yields the box that
-region occupies in the original image (PIL / NumPy / OpenCV geometry, x2/y2 exclusive):
-
-    rotate90  (CCW, expand): original (x, y) = (W - y', x')         new size (H, W)
-    rotate270 (CW,  expand): original (x, y) = (y', H - x')         new size (H, W)
-    rotate180:               original (x, y) = (W - x', H - y')
-    flip_h / flip_v:         original (x, y) = (W - x', y') / (x', H - y')
-    crop (a, b, c, d):       original (x, y) = (x' + a, y' + b)     new size (c - a, d - b)
-    resize to (w, h):        original (x, y) = (x' W / w, y' H / h)
-
-PIL's `rotate(90)` without `expand=True` keeps the size and turns about the centre:
-original (x, y) = (W/2 - (y' - H/2), H/2 + (x' - W/2)) (and the mirror formula for 270).
+region occupies in the original image. The geometry (which way `rotate90` turns, how a box maps through each op,
+PIL's `rotate` without `expand=True` turning about the centre) is `sandbox.geometry`'s, the project's one
+orientation rule, so the static analysis and the sandbox's trace cannot disagree.
 Anything the analysis cannot follow (loops over variables, function arguments, non-constant boxes) still counts
 as a use of the operation, without a box or input index. Array slicing counts only on values known to derive
 from an input image (so `items[1:3]` is not a crop). Images shown (`show(x)`, `display(x)`, `x.show()`,
@@ -33,9 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from rewards.boxes import Box
+from sandbox import geometry as G
+from sandbox.result import ORIENTATION_OPS
 
-Matrix = tuple[float, float, float, float, float, float]  # (a, b, c, d, e, f): x = a x' + b y' + c; y = d x' + e y' + f
-IDENTITY: Matrix = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+Matrix = G.Affine  # (a, b, c, d, e, f): x = a x' + b y' + c; y = d x' + e y' + f (current -> original image)
+IDENTITY: Matrix = G.IDENTITY
 
 NUMPY = {"np", "numpy"}
 CV2 = {"cv2"}
@@ -49,17 +43,8 @@ _CV2_FILTERS = {"GaussianBlur", "medianBlur", "blur", "bilateralFilter", "filter
                 "morphologyEx", "dilate", "erode"}
 _CV2_DRAW = {"rectangle", "line", "circle", "putText", "arrowedLine", "polylines", "ellipse", "drawContours"}
 _CV2_ENHANCE = {"equalizeHist", "createCLAHE", "convertScaleAbs", "addWeighted", "normalize", "LUT"}
-_TRANSPOSE = {"ROTATE_90": "rotate90", "ROTATE_180": "rotate180", "ROTATE_270": "rotate270",
-              "FLIP_LEFT_RIGHT": "flip_h", "FLIP_TOP_BOTTOM": "flip_v", "TRANSPOSE": "transpose",
-              "TRANSVERSE": "transpose"}
-_CV2_ROTATE = {"ROTATE_90_COUNTERCLOCKWISE": "rotate90", "ROTATE_180": "rotate180", "ROTATE_90_CLOCKWISE": "rotate270"}
-
-
-def _compose(m: Matrix, t: Matrix) -> Matrix:
-    """m o t: first t (new -> previous coordinates), then m (previous -> original)."""
-    a, b, c, d, e, f = m
-    p, q, r, s, u, v = t
-    return (a * p + b * s, a * q + b * u, a * r + b * v + c, d * p + e * s, d * q + e * u, d * r + e * v + f)
+_TRANSPOSE = G.PIL_TRANSPOSE_OPS
+_CV2_ROTATE = G.CV2_ROTATE_OPS
 
 
 @dataclass(frozen=True)
@@ -73,12 +58,7 @@ class Lineage:
 
     def map_box(self, box: Box) -> Box:
         """`box` in this image's coordinates -> its bounding box in the original image."""
-        a, b, c, d, e, f = self.matrix
-        xs, ys = [], []
-        for x, y in ((box[0], box[1]), (box[2], box[1]), (box[0], box[3]), (box[2], box[3])):
-            xs.append(a * x + b * y + c)
-            ys.append(d * x + e * y + f)
-        return (min(xs), min(ys), max(xs), max(ys))
+        return G.map_box_through(self.matrix, box)
 
     def region(self) -> Box | None:
         """Where the whole current image lies in the original (None when its size is unknown)."""
@@ -88,28 +68,18 @@ class Lineage:
              *, needs_size: bool = False) -> Lineage | None:
         if needs_size and self.size is None:
             return None
-        matrix = self.matrix if transform is None else _compose(self.matrix, transform)
+        matrix = self.matrix if transform is None else G.compose(self.matrix, transform)
         return Lineage(self.input_index, matrix, size if size is not None else self.size, (*self.ops, op))
 
 
 def rotation_transform(op: str, width: float, height: float, *, expand: bool) -> tuple[Matrix, tuple[float, float]]:
-    """(new -> old coordinates, new size) for rotate90 / rotate180 / rotate270 / flip_h / flip_v."""
-    w, h = width, height
-    if op == "rotate180":
-        return (-1.0, 0.0, w, 0.0, -1.0, h), (w, h)
-    if op == "flip_h":
-        return (-1.0, 0.0, w, 0.0, 1.0, 0.0), (w, h)
-    if op == "flip_v":
-        return (1.0, 0.0, 0.0, 0.0, -1.0, h), (w, h)
-    if op == "rotate90":
-        if expand:
-            return (0.0, -1.0, w, 1.0, 0.0, 0.0), (h, w)
-        return (0.0, -1.0, w / 2 + h / 2, 1.0, 0.0, h / 2 - w / 2), (w, h)
-    if op == "rotate270":
-        if expand:
-            return (0.0, 1.0, 0.0, -1.0, 0.0, h), (h, w)
-        return (0.0, 1.0, w / 2 - h / 2, -1.0, 0.0, h / 2 + w / 2), (w, h)
-    raise ValueError(f"not a rotation or flip: {op!r}")
+    """(new -> old coordinates, new size) for rotate90 / rotate180 / rotate270 / flip_h / flip_v, from
+    `sandbox.geometry`; `expand=False` is PIL's `rotate` keeping the size (a quarter turn about the centre)."""
+    G.check_orientation_op(op)
+    if expand or op in ("rotate180", "flip_h", "flip_v"):
+        return G.orientation(op, width, height), G.output_size(op, width, height)
+    angle = {"rotate90": 90.0, "rotate270": 270.0}[op]
+    return G.pil_rotate(width, height, angle, expand=False), (width, height)
 
 
 @dataclass(frozen=True)
@@ -121,6 +91,7 @@ class StaticOp:
     line: int
     input_index: int | None = None
     box: Box | None = None
+    detail: str | None = None  # `convert`: the target mode ("L") or OpenCV code name ("COLOR_BGR2GRAY")
 
 
 @dataclass
@@ -174,9 +145,7 @@ def _kw(call: ast.Call, name: str, pos: int | None = None) -> ast.AST | None:
     return None
 
 
-def _angle_op(angle: float) -> str | None:
-    a = angle % 360
-    return {0.0: None, 90.0: "rotate90", 180.0: "rotate180", 270.0: "rotate270"}.get(a, "rotate")
+_angle_op = G.angle_op
 
 
 class _Analyzer:
@@ -189,14 +158,16 @@ class _Analyzer:
 
     # ---- recording ------------------------------------------------------------------------------------------
 
-    def op(self, node: ast.AST, name: str, src: Lineage | None, box: Box | None = None) -> None:
+    def op(self, node: ast.AST, name: str, src: Lineage | None, box: Box | None = None,
+           detail: str | None = None) -> None:
         self.seen.add(id(node))
-        self.out.ops.append(StaticOp(name, getattr(node, "lineno", 0), src.input_index if src else None, box))
+        self.out.ops.append(StaticOp(name, getattr(node, "lineno", 0), src.input_index if src else None, box,
+                                     detail))
 
     def geometric(self, node: ast.AST, name: str, src: Lineage | None, *, expand: bool = True) -> Lineage | None:
         """Record a rotation/flip and return the derived lineage (None when it cannot be followed)."""
         self.op(node, name, src)
-        if src is None or src.size is None or name not in ("rotate90", "rotate180", "rotate270", "flip_h", "flip_v"):
+        if src is None or src.size is None or name not in ORIENTATION_OPS:
             return None
         t, size = rotation_transform(name, src.size[0], src.size[1], expand=expand)
         return src.then(name, t, size)
@@ -216,9 +187,10 @@ class _Analyzer:
         w, h = src.size
         return src.then("resize", (w / size[0], 0.0, 0.0, 0.0, h / size[1], 0.0), (size[0], size[1]))
 
-    def passthrough(self, node: ast.AST, name: str | None, src: Lineage | None) -> Lineage | None:
+    def passthrough(self, node: ast.AST, name: str | None, src: Lineage | None,
+                    detail: str | None = None) -> Lineage | None:
         if name:
-            self.op(node, name, src)
+            self.op(node, name, src, detail=detail)
             return src.then(name) if src is not None else None
         return src
 
@@ -323,9 +295,11 @@ class _Analyzer:
             assert isinstance(sl, ast.Slice)
             step = _const(sl.step) if sl.step is not None else 1.0
             if step == -1.0 and sl.lower is None and sl.upper is None:
-                result = self.geometric(node, "flip_v" if axis == "y" else "flip_h", result) if result else None
+                flip = G.array_flip_op({0} if axis == "y" else {1})
+                assert flip is not None
+                result = self.geometric(node, flip, result) if result else None
                 if result is None:
-                    self.op(node, "flip_v" if axis == "y" else "flip_h", src)
+                    self.op(node, flip, src)
                     return None
         lo_y, hi_y, lo_x, hi_x = rows.lower, rows.upper, cols.lower, cols.upper  # type: ignore[union-attr]
         if all(v is None for v in (lo_y, hi_y, lo_x, hi_x)):
@@ -431,7 +405,7 @@ class _Analyzer:
             op = _TRANSPOSE.get(_attr_tail(arg) or "") if arg is not None else None
             if op is None:
                 return None  # ndarray.transpose(...) or unknown method
-            if op == "transpose":
+            if op in ("transpose", "transverse"):
                 self.op(node, op, recv)
                 return None
             return self.geometric(node, op, recv)
@@ -445,7 +419,9 @@ class _Analyzer:
         if fn == "filter":
             return self.passthrough(node, "filter", recv)
         if fn == "convert":
-            return self.passthrough(node, "convert", recv)
+            mode = _kw(node, "mode", 0)
+            detail = mode.value if isinstance(mode, ast.Constant) and isinstance(mode.value, str) else None
+            return self.passthrough(node, "convert", recv, detail)
         if fn in ("copy", "astype"):
             return recv
         if fn == "show":
@@ -467,7 +443,7 @@ class _Analyzer:
             if k is None:
                 self.op(node, "rotate", src)
                 return None
-            op = {1: "rotate90", 2: "rotate180", 3: "rotate270"}.get(int(k) % 4)
+            op = G.rot90_op(int(k))
             return self.geometric(node, op, src) if op else src
         if fn == "fliplr":
             return self.geometric(node, "flip_h", src)
@@ -477,8 +453,8 @@ class _Analyzer:
             axis_node = _kw(node, "axis", 1)
             axis = _const(axis_node)
             if axis_node is None or (isinstance(axis_node, ast.Constant) and axis_node.value is None):
-                return self.geometric(node, "rotate180", src)
-            op = {0: "flip_v", 1: "flip_h"}.get(int(axis)) if axis is not None else None
+                return self.geometric(node, G.array_flip_op({0, 1}) or "rotate180", src)
+            op = G.array_flip_op({int(axis)}) if axis is not None else None
             if op is None:
                 self.op(node, "flip", src)
                 return None
@@ -507,12 +483,12 @@ class _Analyzer:
             if code is None:
                 self.op(node, "flip", src)
                 return None
-            op = "flip_v" if code == 0 else ("flip_h" if code > 0 else "rotate180")
-            return self.geometric(node, op, src)
+            return self.geometric(node, G.cv2_flip_op(int(code)), src)
         if fn == "resize":
             return self.resize(node, src, _const_seq(_kw(node, "dsize", 1), 2))
         if fn == "cvtColor":
-            return self.passthrough(node, "convert", src)
+            code = _kw(node, "code", 1)
+            return self.passthrough(node, "convert", src, _attr_tail(code) if code is not None else None)
         if fn in ("warpAffine", "warpPerspective", "getRotationMatrix2D"):
             self.op(node, "rotate", src)
             return None
@@ -543,7 +519,7 @@ class _Analyzer:
                 angle = _const(node.args[0]) if node.args else None
                 name = _angle_op(angle) if angle is not None else "rotate"
             elif owner in NUMPY and fn in ("rot90", "fliplr", "flipud"):
-                name = {"rot90": "rotate90", "fliplr": "flip_h", "flipud": "flip_v"}[fn]
+                name = {"rot90": G.rot90_op(1), "fliplr": G.array_flip_op({1}), "flipud": G.array_flip_op({0})}[fn]
             elif owner in CV2 and fn == "rotate":
                 name = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "", "rotate")
             elif fn == "transpose" and node.args:

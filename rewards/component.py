@@ -1,4 +1,4 @@
-"""The reward component contract (DESIGN.md, rewards; REFERENCE.md section 1 for the formulas).
+"""The reward component contract (each component cites the paper or released code it reproduces).
 
 A component is a small class with
 
@@ -9,14 +9,21 @@ A component is a small class with
 
 Scopes and what they return for one trajectory:
 
-- `step`: `score(traj, ctx)` -> one raw value per code step (`len(traj.steps)` of them). How the steps enter the
-  trajectory's total is `reduce`: `sum` (each step's value counts once) or `mean` (divided by the number of
-  steps, as TAPO's r_tool). The step values are kept per step, never collapsed: step t's reward lands on step
-  t's tokens;
+- `step`: `score(traj, ctx)` -> one raw value per code step (`len(traj.steps)` of them), None for a step with
+  nothing to judge (n/a: e.g. a block that was never executed). Each step component declares how its per-step
+  values enter the episode total used by outcome advantages, `reduce` (class attribute `default_reduce`, or a
+  `reduce` parameter): `sum` (each step's value counts once, as CodeVision's strategy reward sum_t R_strategy)
+  or `mean` (divided by the number of steps that have a value, as TAPO's r_tool). The step values are kept per
+  step, never collapsed: step t's share lands on step t's tokens for dense advantages;
 - `episode`: `score(traj, ctx)` -> one raw value, or None when the component does not apply (e.g. faithfulness
-  of a task without evidence boxes): recorded as `n/a`, contributes nothing, left out of means;
+  of a task without evidence boxes): recorded as `n/a`, contributes nothing, left out of means, counted;
 - `group`: `score_group(trajs, ctx)` -> one episode value per rollout, computed from the whole group of rollouts
-  of the same task (CodeVision's tool-necessity bonus, Pixel-Reasoner's curiosity bonus).
+  of the same task (CodeVision's tool-necessity bonus, Pixel-Reasoner's curiosity bonus). A trajectory without
+  a `group_id` scored alone has no group: the component is n/a for it, never 0.
+
+n/a is never 0 (a component with nothing to judge says so): return None (episode/group), all-None steps, or
+`ComponentValue.not_applicable(reason)` with a short reason that names what the task lacks ("no evidence box");
+the reward set counts n/a per component and warns once per run which tasks lack what.
 
 Sign convention: penalties return a non-negative magnitude (a count or a 0/1 indicator) and carry a negative
 weight in the reward set, so `reward/<name>/mean` reads as a rate or a count.
@@ -54,6 +61,12 @@ class ComponentValue:
     status: Status = "ok"
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    na: str | None = None  # why the component does not apply (when value / all steps are None)
+
+    @classmethod
+    def not_applicable(cls, reason: str, *, info: dict[str, Any] | None = None) -> ComponentValue:
+        """The component does not apply to this trajectory (episode, group or step scope): n/a, never 0."""
+        return cls(value=None, steps=None, na=reason, info=info or {})
 
     @classmethod
     def failed(cls, error: str, *, steps: list[float | None] | None = None, info: dict[str, Any] | None = None) -> ComponentValue:
@@ -79,13 +92,22 @@ class RewardComponent:
     default_reduce: ClassVar[Reduce] = "sum"
 
     def __init__(self, params: ComponentParams | Mapping[str, Any] | None = None, *, weight: float = 1.0,
-                 label: str | None = None) -> None:
+                 label: str | None = None, reduce: Reduce | None = None) -> None:
         if isinstance(params, self.Params):
             self.params = params
         else:
             self.params = self.Params.model_validate(dict(params or {}))
         self.weight = _finite(weight, f"weight of {self.name!r}")
         self.label = label
+        if reduce is not None:
+            if self.scope != "step":
+                raise ValueError(f"only step components aggregate steps; {self.name!r} has scope {self.scope!r}")
+            if reduce not in ("sum", "mean"):
+                raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+            own = getattr(self.params, "reduce", None)
+            if own is not None and own != reduce and "reduce" in self.params.model_fields_set:
+                raise ValueError(f"reduce {reduce!r} contradicts params.reduce {own!r}; set one of them")
+        self._reduce = reduce
 
     @property
     def key(self) -> str:
@@ -94,7 +116,10 @@ class RewardComponent:
 
     @property
     def reduce(self) -> Reduce:
-        """How step values enter the total (step scope): a `reduce` parameter if the component has one."""
+        """How step values enter the episode total (step scope): the reward set's `reduce:` for this entry, else
+        a `reduce` parameter if the component has one, else the component's `default_reduce`."""
+        if self._reduce is not None:
+            return self._reduce
         return getattr(self.params, "reduce", self.default_reduce)
 
     def __repr__(self) -> str:
@@ -126,12 +151,12 @@ class RewardComponent:
                 raise ValueError(f"an {self.scope} component returns a number or None, got {type(out).__name__}")
             value = ComponentValue(value=out)
         if self.scope == "step":
+            if value.steps is None and value.na is not None:
+                value.steps = [None] * n
             if value.steps is None or len(value.steps) != n:
                 got = None if value.steps is None else len(value.steps)
                 raise ValueError(f"step component returned {got} step values for {n} code steps")
             value.steps = [None if v is None else _finite(v, f"step {i} value") for i, v in enumerate(value.steps)]
-            if value.status == "ok" and any(v is None for v in value.steps):
-                raise ValueError("step values may be None only when the status is failed")
         elif value.value is not None:
             value.value = _finite(value.value, "value")
         return value
@@ -144,6 +169,9 @@ class RewardComponent:
             for g in groups:
                 members = [trajs[i] for i in g]
                 if not members:
+                    continue
+                if len(members) == 1 and members[0].group_id is None:
+                    out[g[0]] = ComponentValue.not_applicable("no group id (rollout scored without its group)")
                     continue
                 try:
                     try:

@@ -1,4 +1,4 @@
-"""Faithfulness of tool use, the CodeV protocol (REFERENCE.md section 1, CodeV / TAPO): do the intermediate tool
+"""Faithfulness of tool use, the CodeV protocol (CodeV / TAPO paper): do the intermediate tool
 outputs actually contain the queried evidence?
 
 Per tool output (every image a code step showed): faithful or not.
@@ -11,11 +11,14 @@ Per tool output (every image a code step showed): faithful or not.
   answers `FAITHFUL: 1` only if the needed object is clearly visible and the main focus;
 - `mode: auto`: rules when the task has evidence boxes, the judge otherwise (when configured).
 
-Per sample: `any_faithful` (any output faithful; a sample without outputs is not faithful). Samples without
-evidence (rules) are not applicable; samples whose judge calls failed (and have no faithful output) are
-`failed` and left out. Over a batch: the 2x2 table against answer correctness, P(correct | faithful),
-P(faithful | correct) (the number CodeV reports for peers), and the faithful rate; `to_metrics()` gives the
-`faithfulness/*` keys logged during RL and printed by evaluation.
+Per sample: `any_faithful` (any output faithful). As in CodeV's protocol (VLMEvalKit `analyze_crop_accuracy.py`
+`analyze_confusion_matrix`: `valid_entries` are those with `num_crops > 0`, a crop being any image a tool
+returned), a sample without any tool output is n/a, not unfaithful: it is left out of the table. Samples without
+evidence (rules) are not applicable either; samples whose judge calls failed (and have no faithful output) are
+`failed` and left out. Over the samples with at least one output: the 2x2 table against answer correctness,
+P(correct | faithful) (`answer_correct_given_crop_correct`), P(faithful | correct) (the number CodeV reports for
+peers), and the faithful rate; `to_metrics()` gives the `faithfulness/*` keys logged during RL and printed by
+evaluation (`faithfulness/no_output`: samples left out because no tool output came back).
 """
 
 from __future__ import annotations
@@ -79,8 +82,13 @@ class SampleFaithfulness:
         return self.applicable and any(o.faithful is None for o in self.outputs) and not any(o.faithful for o in self.outputs)
 
     @property
+    def has_output(self) -> bool:
+        return bool(self.outputs)
+
+    @property
     def any_faithful(self) -> bool | None:
-        if not self.applicable or self.failed:
+        """None when n/a (no evidence / judge, or no tool output at all) or failed."""
+        if not self.applicable or not self.outputs or self.failed:
             return None
         return any(bool(o.faithful) for o in self.outputs)
 
@@ -98,7 +106,8 @@ class FaithfulnessReport:
         return [s for s in self.samples if s.any_faithful is not None and s.correct is not None]
 
     def table(self) -> dict[str, int]:
-        """The 2x2 table: faithful/unfaithful x correct/wrong (applicable, non-failed samples)."""
+        """The 2x2 table: faithful/unfaithful x correct/wrong (applicable, non-failed samples with at least one
+        tool output)."""
         t = {"faithful_correct": 0, "faithful_wrong": 0, "unfaithful_correct": 0, "unfaithful_wrong": 0}
         for s in self.counted():
             t[f"{'faithful' if s.any_faithful else 'unfaithful'}_{'correct' if s.correct else 'wrong'}"] += 1
@@ -124,6 +133,7 @@ class FaithfulnessReport:
         outputs = [o for s in self.samples if s.applicable for o in s.outputs]
         m: dict[str, float] = {f"{prefix}{k}": float(v) for k, v in t.items()}
         m[f"{prefix}applicable"] = float(sum(s.applicable for s in self.samples))
+        m[f"{prefix}no_output"] = float(sum(s.applicable and not s.outputs for s in self.samples))
         m[f"{prefix}failed"] = float(sum(s.failed for s in self.samples))
         m[f"{prefix}outputs"] = float(len(outputs))
         m[f"{prefix}untraced_outputs"] = float(sum(o.method == "untraced" for o in outputs))

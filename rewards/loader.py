@@ -3,7 +3,7 @@
 File format (a mapping; unknown keys are errors):
 
     name: codevision               # optional (default: the file's stem)
-    description: CodeVision paper reward (REFERENCE.md section 1)
+    description: CodeVision paper reward (arXiv 2512.03746)
     components:
       - name: answer_accuracy      # a registered component
         weight: 1.0                # optional, default 1.0; 0 = computed and logged, not trained on
@@ -35,7 +35,7 @@ from rewards.reward_set import RewardSet
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TOP_KEYS = ("name", "description", "components")
-ENTRY_KEYS = ("name", "weight", "params", "label")
+ENTRY_KEYS = ("name", "weight", "params", "label", "reduce")
 
 
 def _lines(node: yaml.Node | None, prefix: str, out: dict[str, int]) -> None:
@@ -143,8 +143,14 @@ def reward_set_from_config(data: Any, *, source: str = "<config>", lines: dict[s
         if not isinstance(params, Mapping):
             problems.append(f"{_where(source, lines, f'{prefix}.params')}: {prefix}.params must be a mapping")
             continue
+        reduce = entry.get("reduce")
+        if reduce is not None and (cls.scope != "step" or reduce not in ("sum", "mean")):
+            why = (f"only step components aggregate steps; {name!r} has scope {cls.scope!r}" if cls.scope != "step"
+                   else f"must be 'sum' or 'mean', got {reduce!r}")
+            problems.append(f"{_where(source, lines, f'{prefix}.reduce')}: {prefix}.reduce {why}")
+            continue
         try:
-            components.append(cls(params, weight=float(weight), label=label))
+            components.append(cls(params, weight=float(weight), label=label, reduce=reduce))
         except ValidationError as err:
             problems.extend(_param_problems(err, name, cls.Params, f"{prefix}.params", source, lines))
         except ValueError as exc:

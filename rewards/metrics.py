@@ -11,6 +11,7 @@
     reward/<key>/contribution_mean   mean weighted contribution to the total
     reward/<key>/failed      fraction of trajectories where it failed (judge calls)
     reward/<key>/na          fraction where it did not apply
+    reward/<key>/na_count    how many trajectories it did not apply to (n/a is counted, never scored 0)
 
 `batch_metrics(trajectories)` adds those of the recorded breakdowns (`Trajectory.reward`), the CodeV
 faithfulness metrics (`rewards.faithfulness`, correctness taken from the recorded accuracy component when there
@@ -29,7 +30,7 @@ from rewards.faithfulness import FaithfulnessParams, evaluate_faithfulness
 from rollout.trajectory import Trajectory
 from sandbox.result import ExecStatus
 
-ACCURACY_COMPONENTS = ("answer_accuracy", "codevision_code_accuracy")
+ACCURACY_COMPONENTS = ("answer_accuracy", "codevision_code_accuracy", "deepeyes_accuracy", "pixel_reasoner_accuracy")
 DEFAULT_FAITHFULNESS = FaithfulnessParams()
 
 
@@ -63,7 +64,9 @@ def reward_metrics(breakdowns: Sequence[RewardBreakdown | Mapping[str, Any]]) ->
             m[f"reward/{key}/step_mean"] = sum(steps) / len(steps)
         m[f"reward/{key}/contribution_mean"] = sum(c.contribution for c in scores) / len(scores)
         m[f"reward/{key}/failed"] = sum(c.status == "failed" for c in scores) / len(scores)
-        m[f"reward/{key}/na"] = sum(c.status == "n/a" for c in scores) / len(scores)
+        na = sum(c.status == "n/a" for c in scores)
+        m[f"reward/{key}/na"] = na / len(scores)
+        m[f"reward/{key}/na_count"] = float(na)
     return m
 
 

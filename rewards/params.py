@@ -25,8 +25,22 @@ class ToolUseParams(ComponentParams):
     `ops_source`: `auto` reads the sandbox's operation trace and falls back to static analysis of the code for
     steps without one; `trace` uses the trace only; `code` uses static analysis only (what the released
     CodeVision code does with regexes). `include_failed_steps`: count ops of blocks that ended in an error
-    (by default only blocks that ran to the end count as a use).
+    (by default only blocks that ran to the end count as a use). `failed_step_ops`: for such a block, `executed`
+    counts the ops that ran before the failure, `written` every op its code contains (the released CodeVision
+    code parses ops from the code before running it).
     """
 
     ops_source: OpsSource = "auto"
     include_failed_steps: bool = Field(False, description="count ops from code blocks that failed")
+    failed_step_ops: Literal["executed", "written"] = Field(
+        "executed", description="failed blocks: ops that ran before the failure, or every op written in the code")
+
+
+class ReleasedToolUseParams(ToolUseParams):
+    """`ToolUseParams` with the released CodeVision code's defaults: a block that raised still counts as a tool
+    call and its ops (parsed from the code before it ran) as used (tool_agent_loop.py
+    `_handle_processing_tools_state`: `tool_use_judge.analyze(code)` runs before `_call_tool`)."""
+
+    include_failed_steps: bool = Field(True, description="count ops from code blocks that failed")
+    failed_step_ops: Literal["executed", "written"] = Field(
+        "written", description="failed blocks: ops that ran before the failure, or every op written in the code")

@@ -59,6 +59,7 @@ def component_class(name: str) -> type[RewardComponent]:
 
 
 def build_component(name: str, *, weight: float = 1.0, params: Mapping[str, Any] | None = None,
-                    label: str | None = None) -> RewardComponent:
-    """An instance of component `name` (params validated by its `Params`; pydantic errors propagate)."""
-    return component_class(name)(params, weight=weight, label=label)
+                    label: str | None = None, reduce: str | None = None) -> RewardComponent:
+    """An instance of component `name` (params validated by its `Params`; pydantic errors propagate). `reduce`
+    (step components: `sum` or `mean`) overrides how its steps enter the episode total."""
+    return component_class(name)(params, weight=weight, label=label, reduce=reduce)  # type: ignore[arg-type]

@@ -65,6 +65,7 @@ class RescoreSummary:
     out_files: list[Path] = field(default_factory=list)
     breakdowns: list[RewardBreakdown] = field(default_factory=list)
     recorded_totals: list[float] = field(default_factory=list)
+    task_ids: list[str] = field(default_factory=list)  # per breakdown, the trajectory's task id
 
     def rows(self) -> list[ComponentRow]:
         rows = []
@@ -76,6 +77,18 @@ class RescoreSummary:
                                      sum(s.contribution for s in scores) / n if n else 0.0,
                                      sum(s.status == "n/a" for s in scores), sum(s.status == "failed" for s in scores), n))
         return rows
+
+    def na_reasons(self) -> list[tuple[str, str, int, list[str]]]:
+        """(component key, reason, trajectories, task ids) for every n/a reason, in component order."""
+        out: dict[tuple[str, str], tuple[int, list[str]]] = {}
+        tasks = self.task_ids
+        for k, b in enumerate(self.breakdowns):
+            for key, reason in b.na().items():
+                n, ids = out.get((key, reason), (0, []))
+                tid = tasks[k] if k < len(tasks) else None  # task ids are known when `rescore` built the summary
+                out[(key, reason)] = (n + 1, ids if (tid is None or tid in ids) else [*ids, tid])
+        order = {c.key: i for i, c in enumerate(self.reward_set.components)}
+        return [(key, reason, n, ids) for (key, reason), (n, ids) in sorted(out.items(), key=lambda kv: order.get(kv[0][0], 0))]
 
     @property
     def total_mean(self) -> float | None:
@@ -95,6 +108,7 @@ def rescore(path: str | Path, reward_set: RewardSet, out: str | Path | None = No
         recorded = [t.reward.get("total") for t in trajs if t.reward and "total" in t.reward]
         summary.recorded_totals += [float(x) for x in recorded]
         summary.breakdowns += reward_set.score(trajs, record=True)
+        summary.task_ids += [t.task.id for t in trajs]
         if write:
             target = out_dir / f.name
             save_trajectories(target, trajs)
@@ -107,7 +121,8 @@ def _fmt(v: float | None, width: int = 8) -> str:
 
 
 def format_table(summary: RescoreSummary, *, source: Sequence[str] | None = None) -> str:
-    """The per-component table: mean raw value, weight, mean contribution, n/a count, failed share."""
+    """The per-component table: mean raw value, weight, mean contribution, n/a count, failed share; then one line
+    per n/a reason naming the tasks that lack what the component needs."""
     rows = summary.rows()
     width = max([len("component"), *(len(r.key) for r in rows)]) + 2
     n = len(summary.breakdowns)
@@ -121,6 +136,9 @@ def format_table(summary: RescoreSummary, *, source: Sequence[str] | None = None
         lines.append(f"{r.key:<{width}}{r.scope:<9}{r.weight:>8.3f}{_fmt(r.mean)}{_fmt(r.contribution, 9)}"
                      f"{r.na:>6}{failed:>8}")
     lines.append(f"{'total':<{width}}{'':<9}{'':>8}{'':>8}{_fmt(summary.total_mean, 9)}")
+    for key, reason, count, ids in summary.na_reasons():
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        lines.append(f"n/a {key}: {count} trajectories ({reason}" + (f"; tasks: {shown})" if ids else ")"))
     if summary.recorded_totals:
         rec = sum(summary.recorded_totals) / len(summary.recorded_totals)
         lines.append(f"{'recorded total':<{width}}{'':<9}{'':>8}{'':>8}{_fmt(rec, 9)}"

@@ -3,16 +3,21 @@
     rs = load_reward_set("configs/rewards/codevision.yaml")        # or RewardSet([...components...])
     breakdowns = rs.score(trajectories)                             # groups by Trajectory.group_id
     breakdowns[0].steps     # one reward per code step (placed on that step's tokens by the RL trainer)
-    breakdowns[0].total     # episode + sum(steps)
+    breakdowns[0].total     # episode + sum(steps): the set's R (step components aggregated as they declare)
     trajectories[0].reward  # the breakdown as a JSON dict (record=True)
 
 Group components receive the rollouts of one task together: by default the trajectories sharing a `group_id`
 (a trajectory without one is its own group); `groups=` (lists of indices) overrides that. Scoring only reads the
 trajectories (and the judge), so a saved run can be re-scored under another set (`rewards.rescore`).
+
+n/a is counted, never scored 0 (`RewardBreakdown.na()`); the first time a component is n/a for a reason, the set
+logs one warning (logger `rewards`) naming the component, the reason and the tasks, and not again for that
+reason during the run (`RewardSet.na_seen` keeps every task seen, for summaries).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -22,6 +27,9 @@ from rewards.context import AnswerChecker, ScoringContext
 from rewards.errors import RewardConfigError
 from rewards.registry import RESERVED_KEYS
 from rollout.trajectory import Trajectory
+
+log = logging.getLogger("rewards")
+MAX_TASKS_IN_WARNING = 10
 
 
 def groups_by_id(trajs: Sequence[Trajectory]) -> list[list[int]]:
@@ -60,6 +68,8 @@ class RewardSet:
 
     def __init__(self, components: Sequence[RewardComponent], *, name: str = "custom", description: str = "",
                  source: str | None = None) -> None:
+        if not components:
+            raise RewardConfigError(f"reward set {name!r} has no components; list at least one under `components:`")
         keys = [c.key for c in components]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
@@ -72,6 +82,7 @@ class RewardSet:
         self.name = name
         self.description = description
         self.source = source
+        self.na_seen: dict[tuple[str, str], set[str]] = {}  # (component key, reason) -> task ids, over the run
 
     def __iter__(self) -> Iterator[RewardComponent]:
         return iter(self.components)
@@ -116,10 +127,27 @@ class RewardSet:
             if record:
                 t.reward = b.to_dict()
             out.append(b)
+        self._note_na(trajs, out)
         return out
 
+    def _note_na(self, trajs: Sequence[Trajectory], breakdowns: Sequence[RewardBreakdown]) -> None:
+        """Record n/a tasks per (component, reason); warn once per run for each new pair."""
+        new: dict[tuple[str, str], list[str]] = {}
+        for t, b in zip(trajs, breakdowns, strict=True):
+            for key, reason in b.na().items():
+                seen = self.na_seen.setdefault((key, reason), set())
+                if not seen and (key, reason) not in new:
+                    new[(key, reason)] = []
+                if (key, reason) in new and t.task.id not in new[(key, reason)]:
+                    new[(key, reason)].append(t.task.id)
+                seen.add(t.task.id)
+        for (key, reason), tasks in new.items():
+            shown = ", ".join(tasks[:MAX_TASKS_IN_WARNING]) + (" ..." if len(tasks) > MAX_TASKS_IN_WARNING else "")
+            log.warning("reward set %r: component %r is n/a (counted, not scored 0) on %d task(s) because of: %s "
+                        "(tasks: %s); this is reported once per run", self.name, key, len(tasks), reason, shown)
+
     def combine(self, traj: Trajectory, values: dict[str, ComponentValue]) -> RewardBreakdown:
-        """Weigh and add the components' raw values (formulas in `rewards.breakdown`)."""
+        """Weigh and add the components' raw values (formulas and contract in `rewards.breakdown`)."""
         n = len(traj.steps)
         steps = [0.0] * n
         episode = 0.0
@@ -132,21 +160,27 @@ class RewardSet:
                                                0.0, v.info)
                 continue
             if c.scope == "step":
-                raw = [float(x) for x in v.steps or []]  # type: ignore[arg-type]
-                scale = 1.0 / n if (reduce == "mean" and n) else 1.0
+                raw = list(v.steps or [])
+                valued = [(t, float(x)) for t, x in enumerate(raw) if x is not None]
+                if v.na is not None or (not valued and reduce == "mean"):
+                    # nothing to judge (the component says why), or a mean over no steps; a sum over no steps is 0
+                    reason = v.na or ("no code step" if n == 0 else "no executed code step")
+                    scores[c.key] = ComponentScore(c.name, c.weight, c.scope, None, raw, reduce, "n/a", None, 0.0,
+                                                   v.info, reason)
+                    continue
+                scale = 1.0 / len(valued) if (reduce == "mean" and valued) else 1.0
                 contribution = 0.0
-                for t, x in enumerate(raw):
+                for t, x in valued:
                     share = c.weight * x * scale + 0.0
                     steps[t] += share
                     contribution += share
-                if n:
-                    reduced: float | None = sum(raw) / n if reduce == "mean" else sum(raw)
-                else:
-                    reduced = 0.0 if reduce == "sum" else None
-                scores[c.key] = ComponentScore(c.name, c.weight, c.scope, reduced, raw, reduce,
-                                               "ok" if reduced is not None else "n/a", None, contribution, v.info)
+                total_raw = sum(x for _, x in valued)
+                reduced = total_raw / len(valued) if (reduce == "mean" and valued) else total_raw
+                scores[c.key] = ComponentScore(c.name, c.weight, c.scope, reduced, raw, reduce, "ok", None,
+                                               contribution, v.info)
             elif v.value is None:
-                scores[c.key] = ComponentScore(c.name, c.weight, c.scope, None, None, None, "n/a", None, 0.0, v.info)
+                scores[c.key] = ComponentScore(c.name, c.weight, c.scope, None, None, None, "n/a", None, 0.0, v.info,
+                                               v.na or "not applicable")
             else:
                 contribution = c.weight * v.value + 0.0
                 episode += contribution
@@ -156,6 +190,8 @@ class RewardSet:
         return RewardBreakdown(total=total, episode=episode, steps=steps, components=scores, reward_set=self.name)
 
     def describe(self) -> list[dict[str, Any]]:
-        """One row per component: key, name, scope, weight, params (for printing and logging the config)."""
+        """One row per component: key, name, scope, weight, reduce (step components: how their steps enter the
+        total), params (for printing and logging the config)."""
         return [{"key": c.key, "name": c.name, "scope": c.scope, "weight": c.weight,
+                 "reduce": c.reduce if c.scope == "step" else None,
                  "params": c.params.model_dump(mode="json")} for c in self.components]

@@ -11,8 +11,13 @@ Rules (shared by every component, so that "used" means the same thing everywhere
   a blank canvas is not using the rotate tool;
 - static ops count whatever they apply to (the analysis cannot always tell), and for a block that raised, only
   ops on lines before the failing line (none when the line is unknown or the worker died);
-- a step that was never run (`Step.result is None`) used nothing;
-- `used_ops(..., include_failed=False)` counts steps that ran to the end only (a tool "used correctly").
+- a step that was never run (`Step.result is None`, `Step.skipped` set: cut by the turn limit, the token limit or
+  a sandbox failure) used nothing and is not a code call (`executed_calls`);
+- `used_ops(..., include_failed=False)` counts steps that ran to the end only (a tool "used correctly");
+  `include_failed=True` also counts blocks that ran and failed. For those, `failed_ops="executed"` takes the ops
+  that ran before the failure (trace, or static ops before the failing line) and `failed_ops="written"` adds
+  every op the block's code contains (`StepToolUse.written_ops`): what the released CodeVision code sees, since
+  it parses ops from the code before running it (tool_agent_loop.py `_handle_processing_tools_state`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+FailedOps = Literal["executed", "written"]
 
 from rewards.boxes import Box
 from rewards.code_ops import analyse_code
@@ -37,6 +44,7 @@ class UsedOp:
     op: str
     input_index: int | None = None
     box: Box | None = None
+    detail: str | None = None  # `convert`: the target mode ("L", "RGB") or OpenCV code name, when known
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class StepToolUse:
     ops: list[UsedOp] = field(default_factory=list)
     outputs: list[StepOutput] = field(default_factory=list)
     error_type: str | None = None
+    written_ops: list[UsedOp] = field(default_factory=list)  # failed blocks: every op in the code (static)
 
     @property
     def ran(self) -> bool:
@@ -69,14 +78,20 @@ class StepToolUse:
     def ok(self) -> bool:
         return self.status is ExecStatus.OK
 
-    def op_names(self) -> set[str]:
-        return {o.op for o in self.ops}
+    def all_ops(self, failed_ops: FailedOps = "executed") -> list[UsedOp]:
+        """The step's ops; for a failed block with `failed_ops="written"` also every op its code contains."""
+        if failed_ops == "written" and self.ran and not self.ok:
+            return [*self.ops, *self.written_ops]
+        return list(self.ops)
 
-    def crop_boxes(self) -> list[tuple[int, Box]]:
+    def op_names(self, failed_ops: FailedOps = "executed") -> set[str]:
+        return {o.op for o in self.all_ops(failed_ops)}
+
+    def crop_boxes(self, failed_ops: FailedOps = "executed") -> list[tuple[int, Box]]:
         """(input index, box) of every crop this step made: crop ops with a box, and shown images whose
         region went through a crop (duplicates removed, order kept)."""
         out: list[tuple[int, Box]] = []
-        for o in self.ops:
+        for o in self.all_ops(failed_ops):
             if o.op == "crop" and o.box is not None and o.input_index is not None:
                 out.append((o.input_index, o.box))
         for im in self.outputs:
@@ -105,6 +120,11 @@ def image_variable_names(traj: Trajectory) -> dict[str, int]:
     return {name: i for i, name in enumerate(names)}
 
 
+def _mode(params: dict[str, object]) -> str | None:
+    mode = params.get("mode")
+    return mode if isinstance(mode, str) else None
+
+
 def has_trace(result: ExecResult) -> bool:
     """Whether the sandbox traced this block at all (any op record or any image with a region)."""
     return bool(result.ops) or any(im.region is not None for im in result.images)
@@ -119,7 +139,7 @@ def _static_step(code: str, result: ExecResult, names: dict[str, int],
         limit = result.error.line
     else:
         return [], []
-    ops = [UsedOp(o.op, o.input_index, o.box) for o in analysis.ops if limit is None or o.line < limit]
+    ops = [UsedOp(o.op, o.input_index, o.box, o.detail) for o in analysis.ops if limit is None or o.line < limit]
     regions = [ImageRegion(s.input_index, s.region(), list(s.ops)) if s is not None and s.region() is not None else None  # type: ignore[arg-type]
                for s in analysis.shown]
     return ops, regions
@@ -135,15 +155,18 @@ def analyse_step(traj: Trajectory, index: int, source: OpsSource = "auto", *,
     outputs = [StepOutput(k, im.size, im.source, im.region) for k, im in enumerate(result.images)]
     use_trace = source == "trace" or (source == "auto" and has_trace(result))
     err = result.error.type if result.error is not None else None
-    if use_trace:
-        ops = [UsedOp(o.op, o.input_index, o.box) for o in result.ops if o.input_index is not None]
-        return StepToolUse(index, result.status, "trace", ops, outputs, err)
     names = names if names is not None else image_variable_names(traj)
     sizes = sizes if sizes is not None else input_sizes(traj)
+    written: list[UsedOp] = []
+    if result.status is not ExecStatus.OK:
+        written = [UsedOp(o.op, o.input_index, o.box, o.detail) for o in analyse_code(step.code, names, sizes).ops]
+    if use_trace:
+        ops = [UsedOp(o.op, o.input_index, o.box, _mode(o.params)) for o in result.ops if o.input_index is not None]
+        return StepToolUse(index, result.status, "trace", ops, outputs, err, written)
     ops, regions = _static_step(step.code, result, names, sizes)
     if outputs and all(o.region is None for o in outputs) and len(regions) == len(outputs):
         outputs = [StepOutput(o.index, o.size, o.source, r) for o, r in zip(outputs, regions, strict=True)]
-    return StepToolUse(index, result.status, "code", ops, outputs, err)
+    return StepToolUse(index, result.status, "code", ops, outputs, err, written)
 
 
 def analyse_steps(traj: Trajectory, source: OpsSource = "auto") -> list[StepToolUse]:
@@ -157,11 +180,12 @@ def counted(steps: Sequence[StepToolUse], include_failed: bool = False) -> list[
     return [s for s in steps if (s.ran if include_failed else s.ok)]
 
 
-def used_ops(steps: Sequence[StepToolUse], include_failed: bool = False) -> set[str]:
-    """Names of all operations used over the trajectory."""
+def used_ops(steps: Sequence[StepToolUse], include_failed: bool = False,
+             failed_ops: FailedOps = "executed") -> set[str]:
+    """Names of all operations used over the trajectory (see the module docstring for `failed_ops`)."""
     out: set[str] = set()
     for s in counted(steps, include_failed):
-        out |= s.op_names()
+        out |= s.op_names(failed_ops)
     return out
 
 
@@ -169,3 +193,10 @@ def tool_calls(steps: Sequence[StepToolUse], include_failed: bool = False) -> in
     """How many code steps count as tool calls: those that ran to the end (or, with include_failed, all that
     ran at all)."""
     return len(counted(steps, include_failed))
+
+
+def executed_calls(traj: Trajectory) -> int:
+    """Code blocks that were executed (ok or failed): the released CodeVision `code_count` (success + error
+    counts, tool_agent_loop.py `run`). Blocks never executed (`Step.result is None`: cut by the turn limit,
+    the token limit or a sandbox failure) are not code calls."""
+    return sum(1 for s in traj.steps if s.result is not None)

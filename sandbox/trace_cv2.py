@@ -25,13 +25,11 @@ def _resize_rel(src: np.ndarray, out: np.ndarray, *a: Any, **k: Any) -> G.Affine
 
 
 def _rotate_name(src: np.ndarray, code: int, *a: Any, **k: Any) -> str:
-    return {cv2.ROTATE_90_CLOCKWISE: "rotate270", cv2.ROTATE_90_COUNTERCLOCKWISE: "rotate90",
-            cv2.ROTATE_180: "rotate180"}[int(code)]
+    return {int(getattr(cv2, name)): op for name, op in G.CV2_ROTATE_OPS.items()}[int(code)]
 
 
 def _flip_name(src: np.ndarray, code: int, *a: Any, **k: Any) -> str:
-    c = int(code)
-    return "flip_v" if c == 0 else ("flip_h" if c > 0 else "rotate180")
+    return G.cv2_flip_op(code)
 
 
 def _orient_rel(namer: Callable[..., str]) -> Rel:
@@ -126,7 +124,9 @@ def _wrap(name: str, op: Callable[..., str] | str | None, rel: Rel | None, drawi
                     r = G.IDENTITY
                 else:
                     r = None
-                TRACER.derive(img, src, name_, api, r, out_size=(img.shape[1], img.shape[0]))
+                grey = name == "cvtColor" and img.ndim == 2 and src.ndim == 3  # mode like PIL's convert("L")
+                TRACER.derive(img, src, name_, api, r, out_size=(img.shape[1], img.shape[0]),
+                              params={"mode": "L"} if grey else None)
             guarded(derive)()
         return out
     wrapper.__codevl_traced__ = True  # type: ignore[attr-defined]

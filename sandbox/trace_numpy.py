@@ -78,7 +78,7 @@ def _rot90_op(m: Any, k: int = 1, axes: Any = (0, 1)) -> str | None:
     kk = int(k) % 4
     if tuple(int(a) % m.ndim for a in axes) == (1, 0):
         kk = (-kk) % 4
-    return {0: None, 1: "rotate90", 2: "rotate180", 3: "rotate270"}[kk]
+    return G.rot90_op(kk)
 
 
 def _flip_op(m: Any, axis: Any = None) -> str | None:
@@ -86,8 +86,7 @@ def _flip_op(m: Any, axis: Any = None) -> str | None:
         axes = {0, 1} if m.ndim == 2 else {0, 1, 2}
     else:
         axes = {int(a) % m.ndim for a in (axis if isinstance(axis, (tuple, list)) else (axis,))}
-    spatial = axes & {0, 1}
-    return {frozenset({0}): "flip_v", frozenset({1}): "flip_h", frozenset({0, 1}): "rotate180"}.get(frozenset(spatial))
+    return G.array_flip_op(axes)
 
 
 def _transpose_op(m: Any, axes: Any = None, *args: Any, **kwargs: Any) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -13,30 +12,7 @@ from sandbox import geometry as G
 from sandbox.trace import TRACER, guarded
 
 T = Image.Transpose
-_TRANSPOSE_NAMES = {T.FLIP_LEFT_RIGHT: "flip_h", T.FLIP_TOP_BOTTOM: "flip_v", T.ROTATE_90: "rotate90",
-                    T.ROTATE_180: "rotate180", T.ROTATE_270: "rotate270", T.TRANSPOSE: "transpose",
-                    T.TRANSVERSE: "transverse"}
-
-
-def _rotate_matrix(w: int, h: int, angle: float, expand: bool, center: Any, translate: Any) -> G.Affine:
-    """Pillow's own output -> input matrix of `Image.rotate` (same arithmetic as Pillow 11-12)."""
-    post = translate or (0, 0)
-    cx, cy = center if center is not None else (w / 2, h / 2)
-    rad = -math.radians(angle)
-    m = [round(math.cos(rad), 15), round(math.sin(rad), 15), 0.0, round(-math.sin(rad), 15), round(math.cos(rad), 15), 0.0]
-
-    def tr(x: float, y: float) -> tuple[float, float]:
-        return m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]
-
-    m[2], m[5] = tr(-cx - post[0], -cy - post[1])
-    m[2] += cx
-    m[5] += cy
-    if expand:
-        xs, ys = zip(*(tr(x, y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))), strict=True)
-        nw = math.ceil(max(xs)) - math.floor(min(xs))
-        nh = math.ceil(max(ys)) - math.floor(min(ys))
-        m[2], m[5] = tr(-(nw - w) / 2.0, -(nh - h) / 2.0)
-    return tuple(m)  # type: ignore[return-value]
+_TRANSPOSE_NAMES = {T[name]: op for name, op in G.PIL_TRANSPOSE_OPS.items()}
 
 
 def _after(method: Callable[..., Any], api: str, derive: Callable[..., None]) -> Callable[..., Any]:
@@ -77,12 +53,13 @@ def _rotate(self: Image.Image, out: Image.Image, angle: float, resample: Any = N
         TRACER.derive(out, self, None, "PIL.Image.Image.rotate", G.IDENTITY)
         return
     if not (center or translate) and (a == 180 or (a in (90, 270) and (expand or self.width == self.height))):
-        name = {90.0: "rotate90", 180.0: "rotate180", 270.0: "rotate270"}[a]
+        name = G.angle_op(a)
+        assert name is not None
         TRACER.derive(out, self, name, "PIL.Image.Image.rotate", G.orientation(name, *self.size), out_size=out.size,
                       params=params)
         return
-    name = {90.0: "rotate90", 180.0: "rotate180", 270.0: "rotate270"}.get(a, "rotate")
-    rel = _rotate_matrix(self.width, self.height, float(angle), bool(expand), center, translate)
+    name = G.angle_op(a) or "rotate"
+    rel = G.pil_rotate(self.width, self.height, float(angle), bool(expand), center, translate)
     TRACER.derive(out, self, name, "PIL.Image.Image.rotate", rel, out_size=out.size, params=params)
 
 

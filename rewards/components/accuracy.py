@@ -1,4 +1,4 @@
-"""Answer accuracy: `answer_accuracy` (REFERENCE.md section 1: r_acc of CodeVision, l_acc * r_acc of TAPO, the
+"""Answer accuracy: `answer_accuracy` (r_acc of CodeVision, l_acc * r_acc of TAPO, the
 acc term of DeepEyes and PyVision-RL).
 
     r_acc = match(Trajectory.answer, Task.answer) in [0, 1]          (rules: `rewards.answers`)
@@ -98,7 +98,7 @@ class AnswerAccuracy(RewardComponent):
     name = "answer_accuracy"
     scope = "episode"
     Params = AccuracyParams
-    source = "CodeVision / TAPO / DeepEyes / PyVision-RL r_acc (REFERENCE.md section 1)"
+    source = "r_acc of the CodeVision paper, the TAPO paper, DeepEyes and PyVision-RL"
     formula = "r_acc = match(answer, gold): choice letter/option, number within tolerance, normalised text, box IoU >= t (or IoU)"
     params: AccuracyParams
 

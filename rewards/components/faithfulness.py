@@ -1,7 +1,10 @@
-"""`faithful_crop`: the CodeV faithfulness of one trajectory as a component (REFERENCE.md section 1, CodeV), so it
-is logged as `reward/faithful_crop/mean` during RL (weight 0 in the shipped sets) or trained on if you wish.
+"""`faithful_crop`: the CodeV faithfulness of one trajectory as a component (CodeV's protocol, VLMEvalKit
+`analyze_crop_accuracy.py`), so it is logged as `reward/faithful_crop/mean` during RL (weight 0 in the shipped
+sets) or trained on if you wish.
 
-    value = 1[any tool output contains the evidence as its main focus], None when not applicable
+    value = 1[any tool output contains the evidence as its main focus]
+            n/a when no tool output came back (the protocol counts samples with at least one crop only), or when
+            the task has no evidence box and no judge is configured
 
 Labels come from `rewards.faithfulness` (rules from evidence boxes; judge optional). A sample whose judge calls
 failed is recorded as failed.
@@ -24,7 +27,7 @@ class FaithfulCrop(RewardComponent):
     name = "faithful_crop"
     scope = "episode"
     Params = FaithfulnessParams
-    source = "CodeV faithfulness protocol (REFERENCE.md section 1)"
+    source = "CodeV faithfulness protocol: VLMEvalKit analyze_crop_accuracy.py::analyze_confusion_matrix (any crop correct)"
     formula = "1[any tool output has coverage >= 0.8 of the evidence and focus >= 0.04] (n/a without evidence)"
     params: FaithfulnessParams
 
@@ -43,7 +46,9 @@ class FaithfulCrop(RewardComponent):
             if s.failed:
                 out.append(ComponentValue.failed("; ".join(s.errors()) or "faithfulness judge failed", info=info))
             elif not s.applicable:
-                out.append(ComponentValue(value=None))
+                out.append(ComponentValue.not_applicable("no evidence box (and no faithfulness judge)"))
+            elif not s.outputs:
+                out.append(ComponentValue.not_applicable("no tool output to judge"))
             else:
                 out.append(ComponentValue(value=1.0 if s.any_faithful else 0.0, info=info))
         return out

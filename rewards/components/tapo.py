@@ -1,11 +1,12 @@
-"""TAPO (CodeV) tool rewards (REFERENCE.md section 1, "CodeV / TAPO").
+"""TAPO (CodeV: "Code with Images for Faithful Visual Reasoning via Tool-Aware Policy Optimization", Hou et al.,
+2025) tool rewards.
 
-Paper: R = l_acc * r_acc + l_tool * r_tool, r_tool = mean over code steps of a per-step score defined on the
-tool's inputs and outputs only (question + tool output + metadata), never on the chain of thought.
-`tapo_tool` is that per-step score (step scope, `reduce: mean`, so the step rewards sum to l_tool * r_tool and
-each lands on its own step). Per step t, in this order:
+Paper: R = l_acc * r_acc + l_tool * r_tool, r_tool = the mean over the code steps of a per-step score defined on
+the tool's inputs and outputs only (question + tool output + metadata), never on the chain of thought.
+`tapo_tool` is that per-step score (step scope, `reduce: mean`: the set's total is exactly l_acc r_acc + l_tool
+r_tool, and each step's share l_tool s_t / m lands on its own tokens for dense advantages). Per step t:
 
-    not run (episode hit a limit, sandbox down)                 -> 0      (not_run)
+    never executed (cut by the turn limit, sandbox down)         -> n/a: not a code call, left out of the mean
     failed with an avoidable status (error, timeout, memory,
       output limit: the model's code is at fault)               -> -1     (redline: error)
     failed otherwise (worker crashed, killed by the pool)       -> 0      (unavoidable_failure)
@@ -20,16 +21,21 @@ each lands on its own step). Per step t, in this order:
       otherwise                                                 -> 0      (miss)
     judge (no evidence boxes, `judge` configured; or mode judge): the rubric below, SCORE in [-1, 1]; a step
       with no output at all scores 0 without a call                        (empty_output)
-    no evidence and no judge                                    -> 0      (no_evidence: the task needs no
-                                                                           visual search as far as we can tell)
+    no evidence and no judge                                    -> n/a    (nothing to judge the step against;
+                                                                           `no_evidence_score: 0` restores the
+                                                                           rubric's "about 0" if you prefer)
 
-A failed judge call marks the component failed for that trajectory (excluded from the total, counted in
-metrics). `tapo_process` is the released internal-code variant: one rubric score per trajectory in
-{0, .25, .5, .75, 1} from the judge (score = 1.0 acc + 0.3 format + 0.5 process).
+With every step n/a the component is n/a for the trajectory (counted, not 0). A failed judge call marks the
+component failed for that trajectory (excluded from the total, the episode masked by the trainer).
+
+`tapo_process` is the released internal-code variant: score = 1.0 acc + 0.3 format + 0.5 process, where process
+is one rubric score per trajectory in {0, .25, .5, .75, 1} given by a judge that sees the full response, the
+ground truth and the image; a failed call is recorded as failed, a score outside [0, 1] is clamped into it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -61,12 +67,13 @@ TAPO_STEP_RUBRIC = (
 )
 
 TAPO_PROCESS_RUBRIC = (
-    "You rate the whole tool-use process of a visual agent that answers a question about images by writing Python "
-    "that crops, rotates, flips or enhances them. You see the question and every tool call's metadata and outputs, "
-    "not the agent's reasoning. Rate whether the calls were necessary and their outputs contain the evidence the "
-    "question needs: 1 = every call useful and the evidence clearly found; 0.75 = evidence found with some wasted "
-    "calls; 0.5 = partially relevant; 0.25 = mostly irrelevant; 0 = irrelevant or misused tools. End your reply "
-    "with one line: 'SCORE: <one of 0, 0.25, 0.5, 0.75, 1>'."
+    "You rate the whole tool-use process of a visual agent that answers a question about an image by writing "
+    "Python that crops, rotates, flips or enhances it. You see the image, the question, the ground-truth answer, "
+    "the agent's full response (its messages and the tool outputs) and the tool output images. Rate whether the "
+    "tool calls were necessary and their outputs contain the evidence the question needs: 1 = every call useful "
+    "and the evidence clearly found; 0.75 = evidence found with some wasted calls; 0.5 = partially relevant; "
+    "0.25 = mostly irrelevant; 0 = irrelevant or misused tools, or no tool used when one was needed. End your "
+    "reply with one line: 'SCORE: <one of 0, 0.25, 0.5, 0.75, 1>'."
 )
 
 AVOIDABLE = ("error", "timeout", "memory", "output_limit")
@@ -80,7 +87,8 @@ class TapoToolParams(ToolUseParams):
     cluttered_score: float = 0.25
     miss_score: float = 0.0
     redline_score: float = -1.0
-    neutral_score: float = 0.0
+    no_evidence_score: float | None = Field(None, description="score of a clean step with no evidence box and no "
+                                                              "judge; None: n/a (nothing to judge)")
     min_coverage: float = Field(0.8, gt=0.0, le=1.0)
     min_focus: float = Field(0.04, ge=0.0, le=1.0)
     min_inside_fraction: float = Field(0.5, ge=0.0, le=1.0)
@@ -162,9 +170,9 @@ class TapoTool(RewardComponent):
     scope = "step"
     Params = TapoToolParams
     default_reduce = "mean"
-    source = "CodeV / TAPO step reward (REFERENCE.md section 1)"
+    source = "CodeV / TAPO paper (Hou et al. 2025): r_tool = mean over code steps of the step rubric"
     formula = ("s_t = 1 evidence in a focused output | 0.25 huge/cluttered | 0 miss | -1 redline (avoidable error, "
-               "invalid coords, repeated/no-op crop); judge rubric without boxes; r_tool = mean_t s_t")
+               "invalid coords, repeated/no-op crop); judge rubric without boxes; r_tool = mean over executed steps")
     params: TapoToolParams
 
     def _use_judge(self, traj: Trajectory) -> bool:
@@ -186,7 +194,7 @@ class TapoTool(RewardComponent):
         for use in uses:
             score: float | None
             if not use.ran:
-                score, reason = 0.0, "not_run"
+                score, reason = None, "not_run"
             elif (why := redline(use, earlier, sizes, p)) is not None:
                 score, reason = p.redline_score, why
             elif not use.ok:
@@ -202,7 +210,7 @@ class TapoTool(RewardComponent):
             elif traj.task.evidence:
                 score, reason = rule_step_score(use, traj, sizes, p)
             else:
-                score, reason = p.neutral_score, "no_evidence"
+                score, reason = p.no_evidence_score, "no_evidence"
             if use.ran:
                 earlier += use.crop_boxes()
             scores.append(score)
@@ -238,8 +246,12 @@ class TapoTool(RewardComponent):
         out = []
         for k, (t, (scores, reasons, _)) in enumerate(zip(trajs, plans, strict=True)):
             info = {"reasons": reasons}
+            na = None
+            if scores and all(v is None for v in scores) and k not in errors:
+                na = ("no evidence box and no judge: nothing to judge the steps against"
+                      if "no_evidence" in reasons else "no executed code step")
             value = (ComponentValue.failed("; ".join(errors[k]), steps=scores, info=info) if k in errors
-                     else ComponentValue(steps=scores, info=info))
+                     else ComponentValue(steps=scores, info=info, na=na))
             try:
                 out.append(self.normalise(value, t))
             except Exception as exc:
@@ -250,34 +262,39 @@ class TapoTool(RewardComponent):
 class TapoProcessParams(ToolUseParams):
     judge: JudgeConfig
     max_images: int = Field(8, ge=0, description="tool output images sent to the judge (the first ones)")
-    no_tool_score: float = Field(0.0, description="score of a trajectory without code steps (no call is made)")
-    stdout_max_chars: int = Field(400, gt=0)
+    judge_no_tool: bool = Field(True, description="also judge trajectories without code steps (released: one "
+                                                  "score per trajectory); False: `no_tool_score` without a call")
+    no_tool_score: float = Field(0.0, description="score of a trajectory without code steps when not judged")
+    response_max_chars: int = Field(8000, gt=0, description="the full response is shown up to this many characters")
 
 
 @register
 class TapoProcess(RewardComponent):
+    """CodeV's released internal-code process reward: one rubric score per trajectory in {0, .25, .5, .75, 1};
+    the judge sees the full response, the ground truth and the image. A failed call is recorded as failed (the
+    trainer masks the episode); a score outside [0, 1] is clamped into it."""
+
     name = "tapo_process"
     scope = "episode"
     Params = TapoProcessParams
-    source = "CodeV released internal code: one rubric process score per trajectory (REFERENCE.md section 1)"
-    formula = "process = judge rubric score of the whole tool-use process in {0, .25, .5, .75, 1}"
+    source = "CodeV released internal code: score = 1.0 acc + 0.3 format + 0.5 process (one judge score per trajectory)"
+    formula = "process = judge rubric score of the whole response in {0, .25, .5, .75, 1}, clamped to [0, 1]"
     params: TapoProcessParams
 
     def messages(self, traj: Trajectory, ctx: ScoringContext) -> list[dict[str, Any]]:
         p = self.params
-        lines = [f"Question: {traj.task.question}"]
-        images: list[Any] = []
-        for use in ctx.tool_use(traj, p.ops_source):
-            result = traj.steps[use.index].result
-            status = use.status.value if use.status else "not run"
-            ops = ", ".join(sorted(use.op_names())) or "none traced"
-            text = (result.stdout.strip() if result else "") or "(none)"
-            lines.append(f"Call {use.index + 1}: status {status}; operations: {ops}; text output: "
-                         f"{truncate_middle(text, p.stdout_max_chars)}; images: {len(result.images) if result else 0}")
-            if result:
-                images += [im.array for im in result.images]
-        content: list[dict[str, Any]] = [text_part("\n".join(lines))]
-        content += [image_part(a, p.judge.image_max_side) for a in images[: p.max_images]]
+        response = "\n".join(f"[{'assistant' if t.role == 'assistant' else 'tool output'}]\n{t.text}"
+                              for t in traj.turns)
+        head = (f"Question: {traj.task.question}\nGround-truth answer: {traj.task.answer}\n"
+                f"Full response:\n{truncate_middle(response, p.response_max_chars)}")
+        inputs = [im.array for im in traj.images if im.origin == "input"]
+        outputs = [im.array for s in traj.steps if s.result is not None for im in s.result.images]
+        content: list[dict[str, Any]] = [text_part("Image:")]
+        content += [image_part(a, p.judge.image_max_side) for a in inputs]
+        content.append(text_part(head))
+        if outputs and p.max_images:
+            content.append(text_part("Tool output images:"))
+            content += [image_part(a, p.judge.image_max_side) for a in outputs[: p.max_images]]
         content.append(text_part("Rate the tool-use process."))
         return [{"role": "system", "content": TAPO_PROCESS_RUBRIC}, {"role": "user", "content": content}]
 
@@ -288,7 +305,7 @@ class TapoProcess(RewardComponent):
                     ctx: ScoringContext) -> list[ComponentValue]:
         todo, msgs = [], []
         for k, t in enumerate(trajs):
-            if t.steps:
+            if t.steps or self.params.judge_no_tool:
                 try:
                     msgs.append(self.messages(t, ctx))
                 except Exception as exc:
@@ -301,10 +318,10 @@ class TapoProcess(RewardComponent):
                 out[k] = ComponentValue.failed(reply.error or "judge failed")
                 continue
             try:
-                v = parse_tagged_number(reply.text or "", "SCORE", low=0.0, high=1.0)
-                if v not in (0.0, 0.25, 0.5, 0.75, 1.0):
-                    raise ValueError(f"process score {v} is not one of 0, 0.25, 0.5, 0.75, 1")
-                out[k] = ComponentValue(value=v)
+                raw = parse_tagged_number(reply.text or "", "SCORE", low=-math.inf, high=math.inf)
             except ValueError as exc:
                 out[k] = ComponentValue.failed(f"tapo_process judge: {exc}")
+                continue
+            v = min(1.0, max(0.0, raw))
+            out[k] = ComponentValue(value=v, info={"raw": raw} if v != raw else {})
         return out

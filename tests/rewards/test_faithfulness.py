@@ -23,7 +23,7 @@ def samples() -> list:
         # s3: (102, 42, 118, 58): coverage 256 / 400 = 0.64 < 0.8; then (95, 35, 125, 65): coverage 1,
         #     focus 400 / 900 = 0.44 -> faithful; wrong answer
         trajectory(t, [("a", crop((102, 42, 118, 58))), ("b", crop((95, 35, 125, 65)))], answer="A", tid="s3"),
-        # s4: no tool use -> not faithful; wrong
+        # s4: no tool use -> no tool output: n/a, left out of the table (CodeV counts samples with >= 1 crop); wrong
         trajectory(t, [], answer="C", tid="s4"),
         # s5: no evidence boxes -> not applicable (rules)
         trajectory(t_none, [("a", crop((0, 0, 9, 9)))], answer="B", tid="s5"),
@@ -34,17 +34,19 @@ def samples() -> list:
 
 def test_labels_table_and_ratios() -> None:
     report = evaluate_faithfulness(samples())
-    assert [s.any_faithful for s in report.samples] == [True, False, True, False, None, False]
+    assert [s.any_faithful for s in report.samples] == [True, False, True, None, None, False]
     assert [s.correct for s in report.samples] == [True, True, False, False, True, True]
     s3 = report.samples[2].outputs
     assert (s3[0].faithful, s3[0].coverage, s3[1].faithful, s3[1].focus) == (False, 0.64, True, pytest.approx(400 / 900))
     assert report.samples[5].outputs[0].method == "untraced"
-    assert report.table() == {"faithful_correct": 1, "faithful_wrong": 1, "unfaithful_correct": 2, "unfaithful_wrong": 1}
+    # over the 4 samples with evidence and at least one output (s1, s2, s3, s6): s4 (no output) is not "unfaithful"
+    assert report.table() == {"faithful_correct": 1, "faithful_wrong": 1, "unfaithful_correct": 2, "unfaithful_wrong": 0}
     assert report.p_correct_given_faithful() == 0.5  # 1 / (1 + 1)
     assert report.p_faithful_given_correct() == pytest.approx(1 / 3)  # 1 / (1 + 2)
-    assert report.faithful_rate() == pytest.approx(2 / 5)
+    assert report.faithful_rate() == pytest.approx(2 / 4)
     m = report.to_metrics()
     assert m["faithfulness/applicable"] == 5 and m["faithfulness/outputs"] == 6 and m["faithfulness/untraced_outputs"] == 1
+    assert m["faithfulness/no_output"] == 1
     assert m["faithfulness/output_faithful_rate"] == pytest.approx(2 / 6)
     assert m["faithfulness/p_correct_given_faithful"] == 0.5
     text = report.format_table()
@@ -72,8 +74,10 @@ def test_thresholds_unchanged_inputs_and_failed_blocks() -> None:
 def test_faithful_crop_component_logs_it() -> None:
     rs = RewardSet([build_component("answer_accuracy"), build_component("faithful_crop", weight=0.0)])
     bs = rs.score(samples())
-    assert [b.components["faithful_crop"].value for b in bs] == [1.0, 0.0, 1.0, 0.0, None, 0.0]
-    assert [b.components["faithful_crop"].status for b in bs][4] == "n/a"
+    assert [b.components["faithful_crop"].value for b in bs] == [1.0, 0.0, 1.0, None, None, 0.0]
+    # item 8: a sample without a tool output is n/a, not 0; so is one without an evidence box (rules)
+    assert bs[3].na() == {"faithful_crop": "no tool output to judge"}
+    assert bs[4].na() == {"faithful_crop": "no evidence box (and no faithfulness judge)"}
     assert bs[0].components["faithful_crop"].info["outputs"][0]["faithful"] is True
 
 

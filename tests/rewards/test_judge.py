@@ -168,17 +168,28 @@ def test_tapo_process_released_variant(judge_server: JudgeServer) -> None:
     tr = trajectory(task(), [("a", crop((90, 30, 130, 70))), ("b", crop((95, 35, 125, 65)))])
     no_tool = trajectory(task(), [], tid="n")
     b, b0 = rs.score([tr, no_tool])
-    assert b.total == 0.75 and b0.total == 0.0 and len(judge_server.requests) == 1
-    assert len(JudgeServer.image_urls(judge_server.requests[0])) == 1  # capped at max_images
-    judge_server.responder = lambda body: (200, "SCORE: 0.8")
-    (b,) = rs.score([trajectory(task(), [("a", crop((1, 1, 9, 9)))], tid="q")])
-    assert b.components["tapo_process"].status == "failed" and "not one of" in (b.components["tapo_process"].error or "")
+    # one score per trajectory, the no-tool one included (released)
+    assert b.total == 0.75 and b0.total == 0.75 and len(judge_server.requests) == 2
+    (body,) = [r for r in judge_server.requests if "<code>" in JudgeServer.user_text(r)]  # calls run concurrently
+    # the judge sees the image (the input), the ground truth, the full response and the first tool output
+    assert len(JudgeServer.image_urls(body)) == 2  # 1 input + 1 output (max_images 1)
+    text = JudgeServer.user_text(body)
+    assert "Ground-truth answer: B" in text and "<answer>B</answer>" in text and "<code>" in text
+    # out of [0, 1]: clamped (1.5 -> 1, -0.25 -> 0); in range: kept
+    for reply, want in (("SCORE: 1.5", 1.0), ("SCORE: -0.25", 0.0), ("SCORE: 0.8", 0.8)):
+        judge_server.responder = lambda body, r=reply: (200, r)
+        (b,) = rs.score([trajectory(task(), [(f"code for {reply}", crop((1, 1, 9, 9)))])])  # distinct: no cache hit
+        assert b.components["tapo_process"].status == "ok" and b.total == want
+    # a failed call is recorded as failed, never 0
+    judge_server.responder = lambda body: (200, "no score here")
+    (b,) = rs.score([trajectory(task(), [("other code", crop((2, 2, 9, 9)))])])
+    assert b.components["tapo_process"].status == "failed" and b.failed() == ["tapo_process"]
 
 
 def test_answer_judge_and_its_failure_propagates_to_dependent_components(judge_server: JudgeServer) -> None:
     judge_server.responder = lambda body: (200, "VERDICT: 1") if "crimson" in JudgeServer.user_text(body) else (200, "VERDICT: 0")
     acc = build_component("answer_accuracy", params={"judge": config(judge_server, max_retries=0)})
-    rs = RewardSet([acc, build_component("deepeyes_tool_bonus")])
+    rs = RewardSet([acc, build_component("deepeyes_tool_bonus", params={"require_image": False})])
     t = task("red", "text")
     right = trajectory(t, [("a", ok())], answer="crimson", tid="r")
     wrong = trajectory(t, [("a", ok())], answer="blue", tid="w")

@@ -55,7 +55,8 @@ def test_paper_weights_of_the_codevision_sets() -> None:
         "codevision_suggested_tool": 0.2, "codevision_turn_penalty": -0.5, "codevision_poor_reasoning": -0.5,
         "codevision_inappropriate_tool": -0.5, "exec_error": 0.0, "faithful_crop": 0.0}
     code = _weights("configs/rewards/codevision_code.yaml")
-    assert (code["codevision_code_necessity"], code["exec_error"], code["codevision_code_usage_cost"]) == (0.0, -0.05, -0.5)
+    # released recipe: beta 0.0 (necessity), gamma 0.5; the tool's -0.05 per failed call is discarded (weight 0)
+    assert (code["codevision_code_necessity"], code["exec_error"], code["codevision_code_usage_cost"]) == (0.0, 0.0, -0.5)
 
 
 BAD = """\
@@ -89,7 +90,7 @@ def test_mistakes_name_file_line_key_and_valid_options(tmp_path: Path) -> None:
     assert f"invalid reward set {p} (8 problems)" in msg
     assert f"{p}:2: unknown key 'componets' (did you mean 'components'?); valid keys: name, description, components" in msg
     assert (f"{p}:7: components[0].params: unknown parameter 'min_focuss' of component 'tapo_tool' "
-            "(did you mean 'min_focus'?); valid parameters: ops_source, include_failed_steps, mode") in msg
+            "(did you mean 'min_focus'?); valid parameters: ops_source, include_failed_steps, failed_step_ops, mode") in msg
     assert f"{p}:9: components[0].params: unknown parameter 'judge.base_ur'" in msg and "valid parameters: base_url" in msg
     assert f"{p}:8: components[0].params.judge.base_url: Field required" in msg
     assert (f"{p}:11: components[1]: unknown reward component 'answer_acuracy' (did you mean 'answer_accuracy'?); "
@@ -123,7 +124,8 @@ def test_structure_errors(tmp_path: Path) -> None:
 def test_dicts_lists_and_defaults() -> None:
     rs = reward_set_from_config([{"name": "format"}, {"name": "answer_accuracy", "weight": 2, "label": "acc"}])
     assert rs.name == "custom" and [(c.key, c.weight) for c in rs] == [("format", 1.0), ("acc", 2.0)]
-    assert len(reward_set_from_config({"name": "empty"})) == 0
+    with pytest.raises(RewardConfigError, match="reward set 'empty' has no components; list at least one"):
+        reward_set_from_config({"name": "empty"})  # an empty set would silently train on 0 (issue 14, item 10)
     with pytest.raises(RewardConfigError, match="label must be an identifier"):
         reward_set_from_config([{"name": "format", "label": "a b"}])
 
@@ -134,7 +136,8 @@ def test_registry_lists_valid_names_and_components_document_themselves() -> None
     assert len(component_names()) >= 20
     for name, cls in COMPONENTS.items():
         assert cls.source and cls.formula, name
-        assert "REFERENCE.md" in cls.source or name == "exec_success", name
+        # every component cites where its formula comes from: a paper or a released file::function
+        assert any(w in cls.source for w in ("paper", "::", "arXiv", "released")) or name == "exec_success", name
         assert cls.scope in ("step", "episode", "group")
         module_doc = __import__(cls.__module__, fromlist=["_"]).__doc__
         assert module_doc and len(module_doc) > 80, name

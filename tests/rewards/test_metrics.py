@@ -21,13 +21,16 @@ def test_reward_metrics_exact_values() -> None:
     # exec_error: sums 1 and 0; step values [0, 1] and [0] -> step mean 1/3; contributions -0.05 and 0
     assert m["reward/exec_error/mean"] == 0.5 and m["reward/exec_error/step_mean"] == pytest.approx(1 / 3)
     assert m["reward/exec_error/contribution_mean"] == pytest.approx(-0.025)
-    # tapo_tool: [1, -1] -> mean 0; [0] (no evidence) -> 0; totals: b1 = 0.5 * (1 - 1) / 2 - 0.05 = -0.05, b2 = 0
+    # tapo_tool: [1, -1] -> mean 0; b2 has no evidence box and no judge: n/a (counted, not 0);
+    # totals: b1 = 0.5 * (1 - 1) / 2 - 0.05 = -0.05, b2 = 0
     assert m["reward/tapo_tool/mean"] == 0.0 and m["reward/tapo_tool/step_mean"] == 0.0
+    assert m["reward/tapo_tool/na_count"] == 1.0 and m["reward/tapo_tool/na"] == 0.5
     assert m["reward/total/mean"] == pytest.approx(-0.025) and m["reward/episode/mean"] == 0.0
     assert m["reward/steps/mean"] == pytest.approx(-0.025)
     # step rewards over the 3 steps: b1 [0.25, -0.25 - 0.05], b2 [0] -> (-0.05) / 3
     assert m["reward/steps/per_step_mean"] == pytest.approx(-0.05 / 3)
     # faithful_crop: applies to b1 only
     assert m["reward/faithful_crop/mean"] == 1.0 and m["reward/faithful_crop/na"] == 0.5
+    assert m["reward/faithful_crop/na_count"] == 1.0 and m["reward/answer_accuracy/na_count"] == 0.0
     assert all(m[f"reward/{k}/failed"] == 0.0 for k in ("answer_accuracy", "exec_error", "tapo_tool", "faithful_crop"))
     assert reward_metrics([]) == {}

@@ -126,3 +126,15 @@ def test_table_format_has_every_column(tmp_path: Path) -> None:
     assert acc.split() == ["answer_accuracy", "episode", "1.000", "0.500", "0.500", "0", "0.0%"]
     succ = next(line for line in text.splitlines() if line.startswith("exec_success"))
     assert succ.split()[-2] == "2"  # the two trajectories without code steps: success rate n/a
+
+
+def test_codevl_rescore_shows_na_counts_and_what_the_tasks_lack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run, _ = make_run(tmp_path / "run")
+    assert codevl(["rescore", str(run), "--rewards", "configs/rewards/tapo.yaml", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    # rollout #2 of each of the 2 steps wrote no code: tapo_tool (a mean over no step) and faithful_crop (no tool
+    # output) are n/a there, counted in the n/a column and named with the tasks
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line and line.split()[0] in ("tapo_tool", "faithful_crop")}
+    assert rows["tapo_tool"][-2] == "2" and rows["faithful_crop"][-2] == "2"
+    assert "n/a tapo_tool: 2 trajectories (no code step; tasks: task0, task1)" in out
+    assert "n/a faithful_crop: 2 trajectories (no tool output to judge; tasks: task0, task1)" in out

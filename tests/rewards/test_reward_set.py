@@ -151,7 +151,11 @@ class _GroupSize(RewardComponent):
 def test_groups_by_group_id_explicit_groups_and_empty_input() -> None:
     rs = RewardSet([_GroupSize()])
     trs = [trajectory(task(), tid=f"t{i}", group=g) for i, g in enumerate(["a", "b", "a", None, "a"])]
-    assert [b.total for b in rs.score(trs)] == [3.0, 1.0, 3.0, 1.0, 3.0]
+    bs = rs.score(trs)
+    # "b" is a real group of one (it has an id); the rollout without a group id has no group: n/a, not 0 or 1
+    assert [b.total for b in bs] == [3.0, 1.0, 3.0, 0.0, 3.0]
+    assert bs[3].na() == {"group_size": "no group id (rollout scored without its group)"}
+    assert [b.components["group_size"].status for b in bs] == ["ok", "ok", "ok", "n/a", "ok"]
     assert [b.total for b in rs.score(trs, groups=[[0, 1], [], [2, 3, 4]])] == [2.0, 2.0, 3.0, 3.0, 3.0]
     assert rs.score([]) == []
     with pytest.raises(ValueError, match="cover 4 of 5"):
@@ -176,8 +180,8 @@ def test_labels_allow_a_component_twice_and_keys_must_be_unique() -> None:
 
 def test_the_first_accuracy_component_defines_correctness_for_the_others() -> None:
     tr = trajectory(task(10, "number"), [("x", ok())], answer="10.5")
-    strict = _set(("answer_accuracy", 1.0, {}), ("deepeyes_tool_bonus", 1.0, {}))
-    loose = _set(("answer_accuracy", 1.0, {"rel_tol": 0.1}), ("deepeyes_tool_bonus", 1.0, {}))
+    strict = _set(("answer_accuracy", 1.0, {}), ("deepeyes_tool_bonus", 1.0, {"require_image": False}))
+    loose = _set(("answer_accuracy", 1.0, {"rel_tol": 0.1}), ("deepeyes_tool_bonus", 1.0, {"require_image": False}))
     assert strict.score([tr])[0].components["deepeyes_tool_bonus"].value == 0.0
     assert loose.score([tr])[0].components["deepeyes_tool_bonus"].value == 1.0
 

@@ -1,4 +1,4 @@
-"""TAPO rule-based step rewards (REFERENCE.md section 1): every branch of the step rubric, hand-computed.
+"""TAPO rule-based step rewards (CodeV paper: r_tool = mean over code steps): every branch of the step rubric, hand-computed.
 
 Setup: 200x100 input, evidence E = (100, 40, 120, 60) (area 400); thresholds min_coverage 0.8, min_focus 0.04,
 min_inside_fraction 0.5, repeat_iou 0.95, noop_area_fraction 0.95; tapo.yaml: 1.0 acc + 0.5 tapo_tool (mean).
@@ -26,7 +26,7 @@ def test_every_branch_of_the_step_rubric() -> None:
         crop((90, 30, 130, 70)),  # 6 repeats step 0 (IoU 1 >= 0.95)
         crop((0, 0, 200, 100)),  # 7 no-op crop: the whole image
         failed("crashed"),  # 8 unavoidable failure
-        None,  # 9 not run
+        None,  # 9 never executed (cut by the turn limit): not a code call, n/a
         ok([op("rotate90")], [shown((0, 0, 200, 100), ["rotate90"])]),  # 10 full rotated view: focus 0.02 -> cluttered
         ok(stdout="mean = 12.5"),  # 11 text only: miss
         ok(images=[shown((0, 0, 200, 100), [])]),  # 12 the input shown unchanged: not informative -> miss
@@ -34,15 +34,16 @@ def test_every_branch_of_the_step_rubric() -> None:
     tr = trajectory(task(), [(f"s{i}", r) for i, r in enumerate(steps)])
     (b,) = TAPO.score([tr])
     c = b.components["tapo_tool"]
-    expected = [1.0, 0.25, 0.0, -1.0, -1.0, -1.0, -1.0, -1.0, 0.0, 0.0, 0.25, 0.0, 0.0]
+    expected = [1.0, 0.25, 0.0, -1.0, -1.0, -1.0, -1.0, -1.0, 0.0, None, 0.25, 0.0, 0.0]
     assert c.steps == expected
     assert c.info["reasons"] == ["hit", "cluttered", "miss", "error", "invalid_coordinates", "invalid_coordinates",
                                  "repeated_noop_crop", "repeated_noop_crop", "unavoidable_failure", "not_run",
                                  "cluttered", "miss", "miss"]
-    # r_tool = mean = -3.5 / 13; each step carries 0.5 * s_t / 13; total = 1 + 0.5 * (-3.5 / 13) = 0.865385
-    assert c.value == pytest.approx(-3.5 / 13)
-    assert b.steps == pytest.approx([0.5 * s / 13 for s in expected])
-    assert b.total == pytest.approx(1 - 1.75 / 13)
+    # r_tool = mean over the 12 executed steps = (1 + 0.25 - 5 + 0.25) / 12 = -3.5 / 12; each executed step carries
+    # 0.5 * s_t / 12, the unexecuted one nothing; total = 1 + 0.5 * (-3.5 / 12) = 0.854167
+    assert c.value == pytest.approx(-3.5 / 12)
+    assert b.steps == pytest.approx([0.0 if s is None else 0.5 * s / 12 for s in expected])
+    assert b.total == pytest.approx(1 - 1.75 / 12)
 
 
 def test_a_step_with_a_new_crop_besides_a_repeat_is_not_a_redline() -> None:
@@ -56,11 +57,20 @@ def test_a_step_with_a_new_crop_besides_a_repeat_is_not_a_redline() -> None:
 def test_no_code_steps_and_no_evidence() -> None:
     (b,) = TAPO.score([trajectory(task(), [])])
     assert b.components["tapo_tool"].steps == [] and b.components["tapo_tool"].status == "n/a" and b.total == 1.0
-    # no evidence and no judge: neutral 0, but redlines still apply
+    # no evidence and no judge: a clean step has nothing to be judged against (n/a, item 10), redlines still apply:
+    # r_tool = mean(-1, -1) = -1 over the 2 judged steps; total = 1 + 0.5 * -1 = 0.5
     t = task(evidence=())
     (b,) = TAPO.score([trajectory(t, [("a", crop((0, 0, 50, 50))), ("b", failed()), ("c", crop((0, 0, 50, 50)))])])
-    assert b.components["tapo_tool"].steps == [0.0, -1.0, -1.0]
+    assert b.components["tapo_tool"].steps == [None, -1.0, -1.0]
     assert b.components["tapo_tool"].info["reasons"] == ["no_evidence", "error", "repeated_noop_crop"]
+    assert b.components["tapo_tool"].value == -1.0 and b.total == pytest.approx(0.5)
+    # only clean steps: the component is n/a for the trajectory, not 0, and says what the task lacks
+    (b,) = TAPO.score([trajectory(t, [("a", crop((0, 0, 50, 50)))])])
+    assert b.components["tapo_tool"].status == "n/a" and "no evidence box" in b.na()["tapo_tool"]
+    assert b.steps == [0.0] and b.total == 1.0
+    # the rubric's "about 0" on request
+    zero = RewardSet([build_component("tapo_tool", params={"mode": "rule", "no_evidence_score": 0.0})])
+    assert zero.score([trajectory(t, [("a", crop((0, 0, 50, 50)))])])[0].components["tapo_tool"].value == 0.0
 
 
 def test_evidence_on_another_image_and_untraced_outputs_miss() -> None:

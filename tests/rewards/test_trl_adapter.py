@@ -29,10 +29,11 @@ def test_reward_set_as_a_trl_reward_function() -> None:
                    [{"role": "assistant", "content": "I don't know"}]]
     out, logged = trl_call(fn, prompts, completions, answer=["B", "B", "B", "B"], answer_type=["choice"] * 4,
                            choices=[["cat", "dog"]] * 4)
-    # 0.8 acc + 0.2 format (+ 1.2 tool bonus: no code ran in text-only scoring)
-    # boxed without answer tags: correct but not the protocol's format -> 0.8
-    assert out == pytest.approx([1.0, 0.8, 0.2, 0.0])
-    assert logged["reward/answer_accuracy/mean"] == 0.5 and logged["reward/total/mean"] == pytest.approx(0.5)
+    # 0.8 acc - 0.2 [format error] (+ 1.2 tool bonus: no code ran in text-only scoring); no tag imbalance here,
+    # so the two correct answers score 0.8 each, the wrong one and the non-answer 0 (DeepEyes: no answer tag is
+    # not a format error)
+    assert out == pytest.approx([0.8, 0.8, 0.0, 0.0])
+    assert logged["reward/deepeyes_accuracy/mean"] == 0.5 and logged["reward/total/mean"] == pytest.approx(0.4)
 
 
 def test_single_component_and_not_applicable_values() -> None:

@@ -127,3 +127,12 @@ def test_a_view_shown_as_the_last_expression_is_in_the_ops(traced) -> None:  # n
     r = traced.run("arr = np.array(image_clue_0)\narr[10:30, 40:90]")
     assert r.ok and len(r.images) == 1 and r.images[0].region is not None
     assert [(o.op, o.box) for o in r.ops] == [("crop", (40.0, 10.0, 90.0, 30.0))]  # recorded once, not twice
+
+
+def test_grey_conversions_record_their_mode(traced) -> None:  # noqa: ANN001
+    # rewards tell a conversion to grey (an emergent tool in CodeVision's released heuristics) from one to RGB/BGR
+    r = traced.run("a = np.array(image_clue_0)\nshow(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY))\n"
+                   "show(image_clue_0.convert('L'))\nshow(cv2.cvtColor(a, cv2.COLOR_RGB2BGR))")
+    assert r.ok
+    assert [(o.op, o.params.get("mode")) for o in r.ops if o.op == "convert"] == [("convert", "L"), ("convert", "L"),
+                                                                                  ("convert", None)]
