@@ -259,6 +259,9 @@ class RLTrainer:
                                                                     step_adv=None, step_coef=0.0, weight=0.0)]
                 tokens = self._global_sum(sum(s.num_loss_tokens for s in chosen))
                 seqs = self._global_sum(sum(1 for s in chosen if s.weight))
+                if tokens == 0:  # nothing to learn from on any process: no step (Adam's momentum would still move)
+                    self.scheduler.step()
+                    continue
                 micro = micro_batches(chosen, c.train.max_tokens_per_microbatch, seed=self.step * 97 + epoch)
                 share = 0.0
                 for k, mb in enumerate(micro):
@@ -277,10 +280,12 @@ class RLTrainer:
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
         out = {k: v / weight for k, v in stats.items()} if weight else {}
-        out["loss"] = float(np.mean(losses))
-        out["grad_norm"] = float(np.mean(grad_norms))
+        out["loss"] = float(np.mean(losses)) if losses else 0.0
+        if grad_norms:
+            out["grad_norm"] = float(np.mean(grad_norms))
         out["lr"] = float(self.scheduler.get_last_lr()[0])
         out["train/samples"] = float(len(samples))
+        out["train/optimizer_steps"] = float(len(grad_norms))
         out["train/loss_tokens"] = float(sum(s.num_loss_tokens for s in samples) * a.ppo_epochs)
         return out
 
