@@ -341,7 +341,7 @@ class RLTrainer:
             m["kl"] = float(aggregate(kl_tok.detach(), mask))
         self.acc.backward(loss)
         m["entropy"] = float(aggregate(ent.detach(), mask))
-        return {**m, "loss_share": float(loss)}
+        return {**m, "loss_share": float(loss.detach())}
 
     # ---- bookkeeping -----------------------------------------------------------------------------------------
 
@@ -570,7 +570,7 @@ def run_command(args: argparse.Namespace) -> int:
     except (ConfigError, RewardConfigError, ModelPathError, RunDirError) as exc:
         print(f"codevl rl: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (ConfigError, RewardConfigError)) else 1
-    except (TaskFileError, RLRunError) as exc:
+    except (TaskFileError, FileNotFoundError, IsADirectoryError, RLRunError) as exc:
         print(f"codevl rl: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -204,7 +204,9 @@ def test_failed_episodes_are_masked_counted_and_kept(tiny_models: dict[str, Path
 
 def test_killed_run_resumes_exactly(tiny_models: dict[str, Path], task_file: Path, test_rewards: dict[str, Path],
                                     tmp_path: Path) -> None:
+    # one request per generation batch: batch composition (which depends on timing) cannot change the numerics
     extra = ("rollout.max_turns=1", "rollout.max_new_tokens_per_turn=6", "train.steps=4", "run.save_steps=2",
+             "rollout.hf_max_batch_size=1",
              "optim.lr=1e-3", "algo.max_refill_rounds=1", "train.updates_per_step=2", "algo.ppo_epochs=2")
     whole = run_rl(_cfg(tiny_models["qwen2_5_vl"], task_file, test_rewards["even"], tmp_path / "a", *extra),
                    say=lambda s: None)

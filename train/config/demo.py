@@ -14,10 +14,11 @@ from train.config.base import StrictModel
 GENERATOR_NAMES = ("orientation", "visual_search", "multi_tool", "symbolic")
 ORACLE_VARIANTS = ("single_tool", "multi_tool", "multi_crop", "error_recovery", "no_tool")
 
-# The smaller variant: one train task per generator, fewer steps, a short held-out eval.
+# The smaller variant: two generators, one RL step, a short held-out eval.
 QUICK_OVERRIDES = (
-    "data.generators=[orientation,visual_search]", "data.eval_tasks_per_generator=2", "sft.steps=60",
+    "data.generators=[orientation,visual_search]", "data.tasks_per_generator=2", "data.eval_tasks_per_generator=2",
     "rl.steps=1", "rl.prompts_per_step=2", "rl.samples_per_task=2", "eval.max_turns=2",
+    "eval.max_new_tokens_per_turn=128",
 )
 
 
