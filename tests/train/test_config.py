@@ -99,7 +99,7 @@ def test_overrides_apply_parse_yaml_and_are_named_in_errors(tmp_path: Path) -> N
     assert cfg.optim.lr == pytest.approx(1e-6)
     assert cfg.train.epochs == 3.0
     assert cfg.model.lora is not None and cfg.model.lora.r == 4 and cfg.model.lora.alpha == 128
-    assert cfg.data.eval_files == ["b.jsonl"]
+    assert [f.path for f in cfg.data.eval_files] == ["b.jsonl"] and cfg.data.eval_files[0].weight == 1.0
     with pytest.raises(ConfigError, match=r"command-line override: unknown key 'optim.learning_rate'"):
         load_config(SFTConfig, p, ["optim.learning_rate=1e-6"])
     with pytest.raises(ConfigError, match="not of the form key.path=value"):
@@ -125,7 +125,7 @@ def _rl_yaml(tmp_path: Path, extra: str = "") -> Path:
         (["rollout.engine=vllm_server"], "needs rollout.vllm.server_url"),
         (["rollout.num_generations=1"], "'rollout.num_generations': Input should be greater than or equal to 2"),
         (["rollout.max_new_tokens_per_turn=9999", "rollout.max_total_tokens=100"], "lower the first or raise the second"),
-        (["train.prompts_per_step=3", "rollout.num_generations=3", "train.updates_per_step=2"], "not divisible"),
+        (["train.prompts_per_step=1", "rollout.num_generations=2", "train.updates_per_step=3"], "cannot fill"),
         (["model.min_pixels=100", "model.max_pixels=10"], "model.min_pixels (100) is larger than model.max_pixels"),
         (["rewards=nope.yaml"], "reward set file not found: nope.yaml"),
     ],
