@@ -85,7 +85,9 @@ class RLTrainer:
         self.cfg = cfg
         self.run_dir = Path(cfg.run.output_dir)
         trackers = [x for x in cfg.run.report_to if x != "none"]
-        self.acc = Accelerator(log_with=trackers or None, project_dir=str(self.run_dir))
+        # cpu=True where there is no GPU: launched processes then join a gloo process group instead of running alone
+        self.acc = Accelerator(log_with=trackers or None, project_dir=str(self.run_dir),
+                               cpu=not torch.cuda.is_available())
         self.say = say if self.acc.is_main_process else (lambda _s: None)
         world, B = self.acc.num_processes, cfg.train.prompts_per_step
         if B % world:

@@ -171,6 +171,7 @@ def _callbacks(cfg: SFTConfig, run_dir: Path, losses: list[float]) -> list[Any]:
 def training_arguments(cfg: SFTConfig) -> Any:
     """TRL `SFTConfig` from the project's config (every value set explicitly: TRL's defaults differ from
     transformers', e.g. gradient checkpointing and bf16 default on)."""
+    import torch
     from trl import SFTConfig as TRLSFTConfig
 
     t, o, r = cfg.train, cfg.optim, cfg.run
@@ -193,6 +194,8 @@ def training_arguments(cfg: SFTConfig) -> Any:
         disable_tqdm=not t.progress_bar, dataloader_num_workers=t.dataloader_num_workers,
         remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
         max_length=None, packing=False, padding_free=False,
+        # where there is no GPU, launched processes join a gloo process group instead of each running alone
+        use_cpu=not torch.cuda.is_available(),
     )
 
 
@@ -233,7 +236,9 @@ def run_sft(cfg: SFTConfig, *, callbacks: Sequence[Any] = (), say: Callable[[str
     # Data first: a bad row fails in seconds, before any weights load.
     processor = load_processor(cfg.model.name_or_path, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels)
     train_ds, eval_ds, info = build_datasets(cfg, processor)
-    say(f"[sft] data: {info['summary']}; {info['train_samples']} train / {info['eval_samples']} eval samples per epoch")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    say(f"[sft] data: {info['summary']}; {info['train_samples']} train / {info['eval_samples']} eval samples per epoch"
+        f"; {world} process(es)")
     from transformers import set_seed
 
     set_seed(cfg.run.seed)  # before the model: a LoRA adapter's initial weights are random
