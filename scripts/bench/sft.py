@@ -94,7 +94,8 @@ def run_one(kind: str, model_dir: str, data: str, steps: int, batch: int, budget
         from train.config.model import ModelConfig
         from train.model.loading import load_model
 
-        model, processor = load_model(ModelConfig(name_or_path=model_dir, dtype="float32", attn_implementation="eager"))
+        model, processor = load_model(ModelConfig(name_or_path=model_dir, dtype="float32", attn_implementation="eager",
+                                                  freeze_vision_tower=True, freeze_projector=True))
         rows = [json.loads(x) for x in Path(data).read_text().splitlines()]
         ds = datasets.Dataset.from_list([{"messages": r["messages"], "images": [Image.open(r["image"]).convert("RGB")]}
                                          for r in rows])
@@ -116,13 +117,18 @@ def run_one(kind: str, model_dir: str, data: str, steps: int, batch: int, budget
         cfg = load_config(CodevlSFT, ROOT / "configs/sft/tiny_cpu.yaml", [
             f"model.name_or_path={model_dir}", f"data.train_files=[{data}]",
             f"run.output_dir={Path(data).parent / ('out-' + kind)}", f"train.max_steps={steps}", "train.resume=never",
-            "train.progress_bar=false", "run.save_steps=100000", "run.logging_steps=1", "optim.lr=1e-4", *extra])
+            "train.progress_bar=false", "run.save_steps=100000", "run.logging_steps=1", "optim.lr=1e-4",
+            # the same model setup as the TRL run: vision tower and projector frozen
+            "model.freeze_vision_tower=true", "model.freeze_projector=true", *extra])
+        if steps == 0:  # one whole epoch, however many batches that is (fixed vs budget: the same samples)
+            cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": None, "epochs": 1.0})})
         run_sft(cfg, callbacks=[Clock()], say=lambda s: None)
         logged = [(r["step"], r["num_tokens"]) for r in read_metrics(cfg.run.output_dir) if "num_tokens" in r]
-    # steps 2..N (the first is warm-up): real (non-padding) tokens from TRL's cumulative num_tokens metric
     logged.sort()
-    tokens = logged[-1][1] - logged[0][1]
-    t = sum(times[1:])
+    if steps == 0:  # a whole epoch: every step counts
+        tokens, t = logged[-1][1], sum(times)
+    else:  # steps 2..N (the first is warm-up): real (non-padding) tokens from TRL's cumulative num_tokens metric
+        tokens, t = logged[-1][1] - logged[0][1], sum(times[1:])
     return {"kind": kind, "seconds": t, "real_tokens": tokens, "tokens_per_s": tokens / t, "peak_mb": _peak_mb(device)}
 
 
@@ -156,15 +162,18 @@ def main() -> int:
 
     trl = child("trl", single_trl)
     ours = child("codevl", single_codevl)
+    # one epoch over the same mixed-length samples (steps=0), fixed-size batches vs a token budget that holds about
+    # as many samples on average
+    a.steps, steps_given = 0, a.steps
     fixed = child("fixed", mixed_codevl)
-    # a budget that holds the same number of samples on average as the fixed batches
     budget = child("budget", mixed_codevl, budget=a.batch * 400)
+    a.steps = steps_given
     print(f"single-turn, batch {a.batch}, {a.steps} steps ({a.device}):")
     for r in (trl, ours):
         print(f"  {r['kind']:<7} {r['tokens_per_s']:9.0f} tokens/s  peak {r['peak_mb']:8.0f} MiB")
     print(f"  codevl / trl throughput: {ours['tokens_per_s'] / trl['tokens_per_s']:.3f}x "
           f"(target >= 0.95)")
-    print("mixed lengths (1 in 4 samples ~10x longer):")
+    print(f"mixed lengths (1 in 4 samples ~10x longer), one epoch of {a.samples} samples:")
     for r in (fixed, budget):
         print(f"  {r['kind']:<7} {r['tokens_per_s']:9.0f} real tokens/s  peak {r['peak_mb']:8.0f} MiB")
     print(f"  token budget / fixed size: {budget['tokens_per_s'] / fixed['tokens_per_s']:.2f}x real tokens/s")
