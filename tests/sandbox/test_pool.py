@@ -61,7 +61,7 @@ def test_the_warm_parent_dying_is_survived() -> None:
             old = pool.stats()["warm_parent_pid"]
             assert old is not None
             os.kill(old, signal.SIGKILL)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 60  # generous: on a loaded machine the death is noticed late
             while pool.stats()["warm_parent_alive"] and time.monotonic() < deadline:
                 time.sleep(0.01)
             r = s.run("print(image_clue_0.size)")  # its process died with the warm parent: restarted
