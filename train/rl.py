@@ -46,6 +46,7 @@ from train.config.rl import RLConfig
 from train.rl_batch import StepBatch, exclusion
 from train.run_files import MetricsLog, RunDirError, check_same_config, latest_checkpoint
 from train.weight_sync import push_weights
+from train.distributed import cpu_only, gather_lists, settle_deepspeed
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +86,7 @@ class RLTrainer:
         self.cfg = cfg
         self.run_dir = Path(cfg.run.output_dir)
         trackers = [x for x in cfg.run.report_to if x != "none"]
-        # cpu=True where there is no GPU: launched processes then join a gloo process group instead of running alone
-        self.acc = Accelerator(log_with=trackers or None, project_dir=str(self.run_dir),
-                               cpu=not torch.cuda.is_available())
+        self.acc = Accelerator(log_with=trackers or None, project_dir=str(self.run_dir), cpu=cpu_only())
         self.say = say if self.acc.is_main_process else (lambda _s: None)
         world, B = self.acc.num_processes, cfg.train.prompts_per_step
         if B % world:
@@ -107,6 +106,7 @@ class RLTrainer:
         scheduler = get_scheduler(o.scheduler, optimizer, num_warmup_steps=int(o.warmup_ratio * updates),
                                   num_training_steps=updates)
         model.train()  # dropout is off; train mode keeps gradient checkpointing active where configured
+        settle_deepspeed(self.acc, max_grad_norm=cfg.optim.max_grad_norm, dtype=cfg.model.dtype)
         self.model, self.optimizer, self.scheduler = self.acc.prepare(model, optimizer, scheduler)
         self.ref = self._reference(cfg) if cfg.algo.kl_coef > 0 else None
         self.engine = engine or self._engine()
@@ -217,7 +217,7 @@ class RLTrainer:
         a = self.cfg.algo
         local = [(b.total, b.episode, list(b.steps), t.group_id, x is None)
                  for t, b, x in zip(batch.trajectories, batch.breakdowns, batch.excluded, strict=True)]
-        per_rank = _gather_lists(local, self.acc.num_processes)
+        per_rank = gather_lists(local, self.acc.num_processes)
         offset = sum(len(x) for x in per_rank[: self.acc.process_index])
         everyone = [row for rows in per_rank for row in rows]
         totals, episode, steps, groups, valid = zip(*everyone, strict=True) if everyone else ((),) * 5
@@ -268,6 +268,7 @@ class RLTrainer:
                 share = 0.0
                 for k, mb in enumerate(micro):
                     sync = k == len(micro) - 1
+                    self.acc.sync_gradients = sync  # DeepSpeed steps at the boundary of the mini-batch only
                     with contextlib.nullcontext() if sync else self.acc.no_sync(self.model):
                         m = self._micro_step(mb, tokens, seqs, needs_old)
                     share += m.pop("loss_share")
@@ -385,7 +386,7 @@ class RLTrainer:
     def _mean_over_processes(self, local: dict[str, float]) -> dict[str, float]:
         if self.acc.num_processes == 1:
             return local
-        rows = [r for rows in _gather_lists([local], self.acc.num_processes) for r in rows]
+        rows = [r for rows in gather_lists([local], self.acc.num_processes) for r in rows]
         keys = sorted({k for r in rows for k in r})
         return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
 
@@ -514,15 +515,6 @@ def _weights_like(values: Sequence[float], like: Any) -> Any:
     import torch
 
     return torch.tensor(values, dtype=like.dtype, device=like.device)
-
-
-def _gather_lists(local: list[Any], world: int) -> list[list[Any]]:
-    """Every process's `local` list, in rank order (picklable objects)."""
-    if world == 1:
-        return [local]
-    from accelerate.utils import gather_object
-
-    return [list(x) for x in gather_object([local])]
 
 
 def _disable_dropout(model: Any) -> None:

@@ -171,8 +171,9 @@ def _callbacks(cfg: SFTConfig, run_dir: Path, losses: list[float]) -> list[Any]:
 def training_arguments(cfg: SFTConfig) -> Any:
     """TRL `SFTConfig` from the project's config (every value set explicitly: TRL's defaults differ from
     transformers', e.g. gradient checkpointing and bf16 default on)."""
-    import torch
     from trl import SFTConfig as TRLSFTConfig
+
+    from train.distributed import cpu_only
 
     t, o, r = cfg.train, cfg.optim, cfg.run
     has_eval = bool(cfg.data.eval_files or cfg.data.eval_fraction > 0)
@@ -194,8 +195,7 @@ def training_arguments(cfg: SFTConfig) -> Any:
         disable_tqdm=not t.progress_bar, dataloader_num_workers=t.dataloader_num_workers,
         remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
         max_length=None, packing=False, padding_free=False,
-        # where there is no GPU, launched processes join a gloo process group instead of each running alone
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=cpu_only(),  # train.distributed: without a GPU, launched processes join a gloo group
     )
 
 

@@ -116,12 +116,10 @@ def run_one(kind: str, model_dir: str, data: str, steps: int, batch: int, budget
                  [f"train.per_device_batch_size={batch}", "train.max_tokens_per_batch=null", "data.max_length=100000"])
         cfg = load_config(CodevlSFT, ROOT / "configs/sft/tiny_cpu.yaml", [
             f"model.name_or_path={model_dir}", f"data.train_files=[{data}]",
-            f"run.output_dir={Path(data).parent / ('out-' + kind)}", f"train.max_steps={steps}", "train.resume=never",
+            f"run.output_dir={Path(data).parent / ('out-' + kind)}", f"train.max_steps={steps or 'null'}", "train.epochs=1", "train.resume=never",
             "train.progress_bar=false", "run.save_steps=100000", "run.logging_steps=1", "optim.lr=1e-4",
             # the same model setup as the TRL run: vision tower and projector frozen
             "model.freeze_vision_tower=true", "model.freeze_projector=true", *extra])
-        if steps == 0:  # one whole epoch, however many batches that is (fixed vs budget: the same samples)
-            cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": None, "epochs": 1.0})})
         run_sft(cfg, callbacks=[Clock()], say=lambda s: None)
         logged = [(r["step"], r["num_tokens"]) for r in read_metrics(cfg.run.output_dir) if "num_tokens" in r]
     logged.sort()

@@ -1,0 +1,50 @@
+"""What the training stages need from the process group: who runs on the CPU, gathering small Python lists, and
+DeepSpeed's "auto" settings filled from the run config.
+
+`cpu_only()`: accelerate's `MULTI_CPU` launch type needs an MPI launcher, so the 2-process CPU config
+(`configs/accelerate/cpu_2proc.yaml`) starts processes through `torch.distributed.run`; without a GPU each process
+must then ask for the CPU itself to join a gloo process group instead of running alone. Under DeepSpeed, whose CPU
+accelerator sets up its own group, it must not (asking for the CPU would switch DeepSpeed off).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def cpu_only() -> bool:
+    """True where there is no GPU and the launch is not a DeepSpeed one."""
+    import torch
+
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
+    return not torch.cuda.is_available() and not deepspeed
+
+
+def gather_lists(local: list[Any], world: int) -> list[list[Any]]:
+    """Every process's `local` list (picklable objects), in rank order."""
+    if world == 1:
+        return [local]
+    from accelerate.utils import gather_object
+
+    return [list(x) for x in gather_object([local])]
+
+
+def settle_deepspeed(acc: Any, *, max_grad_norm: float, dtype: str) -> None:
+    """Under DeepSpeed, fill the config's "auto" values for a trainer that marks its own accumulation boundaries:
+    one optimizer step per mini-batch of any number of micro-batches (the last one is the boundary), clipping at
+    `optim.max_grad_norm` (the one place it is set), precision from the model's dtype."""
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    ds = plugin.deepspeed_config
+    ds["train_micro_batch_size_per_gpu"] = 1
+    ds["gradient_accumulation_steps"] = 1
+    ds["train_batch_size"] = acc.num_processes
+    ds["gradient_clipping"] = max_grad_norm
+    for key, on in (("bf16", dtype == "bfloat16"), ("fp16", dtype == "float16")):
+        if isinstance(ds.get(key), dict) and ds[key].get("enabled") == "auto":
+            ds[key]["enabled"] = on
+    zero = ds.get("zero_optimization", {})
+    for key in [k for k, v in zero.items() if v == "auto"]:
+        zero.pop(key)  # DeepSpeed's own defaults
