@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from rollout.task import Task
@@ -47,3 +48,43 @@ def test_two_cpu_processes_run_rl_steps_and_save_one_model(tiny_models: dict[str
     assert len(load_trajectories(out / "rollouts" / "step_000001.jsonl")) == 2
     assert len(load_trajectories(out / "rollouts" / "step_000001.r1.jsonl")) == 2
     assert (out / "final" / "model.safetensors").is_file() and (out / "checkpoint-2" / "rl_state.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_zero_rl_steps_on_cpu(stage: int, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """ZeRO-2 / ZeRO-3 under accelerate on DeepSpeed's CPU accelerator: two RL steps of two mini-batches each (the
+    trainer marks each mini-batch's last micro-batch as DeepSpeed's accumulation boundary), a DeepSpeed checkpoint,
+    and a final model gathered to one full HF checkpoint."""
+    from data import write_tasks
+    from transformers import AutoModelForImageTextToText
+
+    rng = np.random.RandomState(0)
+    tasks = []
+    for i in range(2):
+        path = tmp_path / f"t{i}.png"
+        Image.fromarray(rng.randint(0, 255, (64, 96, 3), dtype=np.uint8)).save(path)
+        tasks.append(Task(id=f"t{i}", images=[str(path)], question="What is in the square?", answer="red",
+                          answer_type="text"))
+    write_tasks(tmp_path / "tasks.jsonl", tasks)
+    launch = tmp_path / "ds.yaml"
+    launch.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\ndeepspeed_config:\n"
+        f"  deepspeed_config_file: {ROOT}/configs/deepspeed/zero{stage}.json\n  zero3_init_flag: false\n"
+        "num_machines: 1\nnum_processes: 1\nmachine_rank: 0\nmain_process_ip: 127.0.0.1\n"
+        f"main_process_port: {29570 + stage}\nmain_training_function: main\nuse_cpu: true\n")
+    out = tmp_path / "run"
+    cmd = [ACCELERATE, "launch", "--config_file", str(launch), "-m", "train.rl",
+           "--config", str(ROOT / "configs/rl/tiny_cpu.yaml"), f"model.name_or_path={tiny_models['qwen2_5_vl']}",
+           f"data.train_files=[{tmp_path / 'tasks.jsonl'}]", f"run.output_dir={out}", "train.steps=2",
+           "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_turns=1",
+           "rollout.max_new_tokens_per_turn=8", "algo.filter_all_equal_groups=false", "train.progress_bar=false",
+           "train.updates_per_step=2", "rewards=configs/rewards/deepeyes.yaml"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train/optimizer_steps"] for r in rows] == [2.0, 2.0]
+    assert (out / "checkpoint-2" / "pytorch_model").is_dir()  # DeepSpeed's own (sharded) checkpoint
+    model = AutoModelForImageTextToText.from_pretrained(out / "final")
+    assert sum(p.numel() for p in model.parameters()) > 100_000
