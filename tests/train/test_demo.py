@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def test_quick_demo_runs_sft_rl_eval_and_writes_a_report(tmp_path: Path) -> None
     peak_gib = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
     assert peak_gib < 4.0
     assert "Traceback" not in proc.stderr
-    stages = [line.split("]")[0] + "]" for line in proc.stdout.splitlines() if line.startswith("[")]
+    stages = [m.group(0) for line in proc.stdout.splitlines() if (m := re.match(r"\[[a-z ]+\]", line))]
     assert stages == ["[model]", "[data]", "[oracle]", "[eval base]", "[sft]", "[eval sft]", "[rl]", "[eval rl]",
                       "[report]"]
     summary = json.loads((out / "summary.json").read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,7 @@ def test_bad_input_is_named_before_weights_load(tiny_models: dict[str, Path], or
     code, err = _run_cli("--config", cfg, *base, f"data.train_files=[{tmp_path / 'missing.jsonl'}]")
     assert code == 1 and "missing.jsonl: no such file" in err
     rows = oracle_sft[0].read_text().splitlines()
+    shutil.copytree(oracle_sft[0].parent / "images", tmp_path / "images")  # row 1's images, where it refers
     bad = tmp_path / "bad.jsonl"
     bad.write_text(rows[0] + "\n" + "{not json\n")
     code, err = _run_cli("--config", cfg, *base, f"data.train_files=[{bad}]")
