@@ -7,16 +7,20 @@
 
 Every code block runs in the sandbox; the conversation (code, outputs, captured images, traced operations) is
 printed, and the trajectory is saved as JSONL with its images (`--out`, default runs/infer/<time>/).
+Options, images (decoded), the model path and --out are checked before the model loads. Exit status 1 when the
+episode ended in an engine or sandbox error (the trajectory is still saved, with the error), 2 for usage errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from train.commands.checks import at_least, image_files, not_blank, output_dir, output_file
+from train.user_errors import RunFailed, UsageError
 
 ENGINES = ("hf", "vllm", "openai")
 
@@ -61,28 +65,45 @@ def build_engine(args: argparse.Namespace) -> Any:
     return create_engine("openai", args.model, base_url=args.base_url, api_key_env=args.api_key_env or None)
 
 
+def check(args: argparse.Namespace) -> Path:
+    """Every check that can fail before the model loads; returns the output folder."""
+    not_blank(args.question, "--question")
+    at_least(args.max_turns, 1, "--max-turns")
+    at_least(args.max_new_tokens, 1, "--max-new-tokens")
+    at_least(args.max_total_tokens, 1, "--max-total-tokens")
+    at_least(args.temperature, 0, "--temperature")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout}")
+    if args.engine == "openai" and not args.base_url:
+        raise UsageError("--engine openai needs --base-url (e.g. https://api.openai.com/v1 or http://localhost:8000/v1)")
+    if args.engine == "hf":
+        from train.model.paths import check_model_path
+
+        check_model_path(args.model)  # ModelPathError: exit 2 (a mistyped path is not a hub connection error)
+    image_files(args.image)
+    out = output_dir(args.out or f"runs/infer/{time.strftime('%Y%m%d-%H%M%S')}", "--out")
+    output_file(out / "trajectories" / "infer.jsonl", "--out")
+    return out
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    return "nothing was saved (the trajectory is written when the episode ends)"
+
+
 def run(args: argparse.Namespace) -> int:
     from rollout.engines.base import SamplingParams
     from rollout.loop import EpisodeLimits, run_episodes
     from rollout.pretty import format_trajectory
     from rollout.protocols import get_protocol
     from rollout.task import Task
-    from rollout.trajectory import save_trajectories
+    from rollout.trajectory import FinishReason, save_trajectories
     from sandbox import SandboxConfig, SandboxPool
 
-    missing = [p for p in args.image if not Path(p).is_file()]
-    if missing:
-        print(f"image not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    if args.engine == "openai" and not args.base_url:
-        print("--engine openai needs --base-url (e.g. https://api.openai.com/v1 or http://localhost:8000/v1)",
-              file=sys.stderr)
-        return 2
     try:
         protocol = get_protocol(args.protocol)
     except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
+    out = check(args)
     task = Task(id="infer", images=[str(Path(p).resolve()) for p in args.image], question=args.question, answer="",
                 answer_type="text", source="codevl infer", split="infer", metadata={"unlabelled": True})
     engine = build_engine(args)
@@ -95,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         pool.close()
     print(format_trajectory(traj))
-    out = Path(args.out or f"runs/infer/{time.strftime('%Y%m%d-%H%M%S')}")
     save_trajectories(out / "trajectories" / "infer.jsonl", [traj])
     print(f"saved to {out / 'trajectories' / 'infer.jsonl'}")
+    if traj.finish_reason in (FinishReason.ENGINE_ERROR, FinishReason.SANDBOX_ERROR):
+        raise RunFailed(f"the episode ended in {traj.finish_reason.value}: {traj.error}")
     return 0
