@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from train.user_errors import EXIT_CODES_HELP, INTERRUPTED, USAGE, user_error
+from train.user_errors import EXIT_CODES_HELP, FAILED, INTERRUPTED, USAGE, user_error
 
 # name -> (module defining add_arguments/run, one-line help). Keep sorted by pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -76,16 +77,29 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_library_warnings() -> None:
-    """Keep library start-up chatter off commands that do not use it.
+# Commands that may run DeepSpeed (through an accelerate config); the others never use it.
+USES_DEEPSPEED = ("sft", "rl")
 
-    DeepSpeed, when installed, is imported by accelerate/transformers/TRL at import time and logs
-    "Setting ds_accelerator to cpu" on machines without a GPU; only runs configured with DeepSpeed use it.
-    Its logger is named "DeepSpeed" and reads DS_ACCELERATOR; setting the accelerator explicitly skips the
-    detection (and its message), and the logger is set to WARNING (the information lines only)."""
+
+class _DropDeepSpeedCPUNotice:
+    """Logging filter: DeepSpeed's "Setting accelerator to CPU" notice."""
+
+    def filter(self, record: object) -> bool:
+        return not str(getattr(record, "msg", "")).startswith("Setting accelerator to CPU")
+
+
+def _quiet_library_warnings(command: str) -> None:
+    """Keep DeepSpeed's start-up notice off commands that do not use DeepSpeed.
+
+    When DeepSpeed is installed, transformers/accelerate/TRL import it while models and trainers are built, and on
+    a machine without a GPU it logs "Setting accelerator to CPU. If you have GPU ..." to stdout (which would also
+    break `--json` output). Its logger is "DeepSpeed" (created at its import, which resets the level but keeps
+    filters), so a filter on that logger drops exactly this notice for the commands that never use DeepSpeed."""
     import logging
 
-    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+    ds = logging.getLogger("DeepSpeed")
+    if command not in USES_DEEPSPEED and not any(isinstance(f, _DropDeepSpeedCPUNotice) for f in ds.filters):
+        ds.addFilter(_DropDeepSpeedCPUNotice())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,11 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return USAGE
-    _quiet_library_warnings()
+    _quiet_library_warnings(args.command)
     module = _load(args.command)
     command = " ".join([args.command, *([args.data_command] if getattr(args, "data_command", None) else [])])
     try:
         return int(module.run(args) or 0)
+    except BrokenPipeError:  # `codevl ... | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return FAILED
     except KeyboardInterrupt:
         kept = getattr(module, "interrupted", None)
         note = kept(args) if kept is not None else "nothing half-written is left"

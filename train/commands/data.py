@@ -102,6 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="API model name, local checkpoint, or served model")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (openai) or vLLM server (vllm_server)")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY")
+    p.add_argument("--max-retries", type=int, default=5,
+                   help="openai teacher: retries of a failed request (connection errors, 429, 5xx) with backoff")
     p.add_argument("--samples", type=int, default=1, help="episodes per task (engine teachers)")
     p.add_argument("--variants", default="all", help=f"oracle teacher: 'all' or a comma list of {', '.join(VARIANTS)}")
     p.add_argument("--protocol", default="codevl")
@@ -130,6 +132,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _is_trajectory_file(path: Path) -> bool:
+    """True for trajectory JSONL (rows with `schema` and `turns`), False for anything else that is text."""
+    try:
+        return _first_row_is_trajectory(path)
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a JSONL text file (it is not UTF-8); give task or trajectory JSONL") from None
+
+
+def _first_row_is_trajectory(path: Path) -> bool:
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
@@ -220,8 +230,9 @@ def _synth(args: argparse.Namespace) -> int:
 
         variants = _variants(args.oracle)
         protocol = get_protocol(args.protocol)
-    extend = _synth_plan(args, gen)
     out = Path(args.out)
+    created = not out.exists()
+    extend = _synth_plan(args, gen)
     tasks_file = out / "tasks.jsonl"
     new_ids = {gen.task_id(args.seed, i) for i in range(args.start, args.start + args.num)}
     part = EXTEND_PART if extend else tasks_file.name
@@ -241,6 +252,9 @@ def _synth(args: argparse.Namespace) -> int:
             leftover.unlink(missing_ok=True)
         if not committed:  # interrupted or failed: the images of tasks that were not written go too
             _remove_images(out, new_ids)
+            for folder in (out / "images", out) if created else (out / "images",):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
     how = f"appended to {tasks_file} (tasks {args.start}..{args.start + res.count - 1})" if extend else f"-> {res.path}"
     print(f"{res.count} {args.generator} tasks {how} in {res.seconds:.1f} s ({res.tasks_per_s:.1f} tasks/s)")
     if args.oracle:
@@ -315,7 +329,13 @@ def _validate(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             status = 2
             continue
-        if _is_trajectory_file(path):
+        try:
+            is_trajectory = _is_trajectory_file(path)
+        except UsageError as exc:
+            print(f"codevl data validate: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if is_trajectory:
             from rollout.trajectory import iter_trajectories
 
             try:
@@ -351,7 +371,8 @@ def _build_engine(args: argparse.Namespace) -> Any:
     if args.teacher == "openai":
         if not (args.model and args.base_url):
             raise ValueError("--teacher openai needs --model and --base-url")
-        return create_engine("openai", args.model, base_url=args.base_url, api_key_env=args.api_key_env)
+        return create_engine("openai", args.model, base_url=args.base_url, api_key_env=args.api_key_env,
+                             max_retries=args.max_retries)
     if args.teacher == "vllm_server":
         if not (args.model and args.base_url):
             raise ValueError("--teacher vllm_server needs --model (for its processor) and --base-url")
@@ -384,7 +405,7 @@ def _curate(args: argparse.Namespace) -> int:
                              (args.max_new_tokens, 1, "--max-new-tokens"), (args.max_total_tokens, 1,
                              "--max-total-tokens"), (args.temperature, 0, "--temperature"),
                              (args.concurrency, 1, "--concurrency"), (args.limit, 0, "--limit"),
-                             (args.max_per_type, 1, "--max-per-type")):
+                             (args.max_per_type, 1, "--max-per-type"), (args.max_retries, 0, "--max-retries")):
         if value is not None:
             at_least(value, low, name)
     if Path(args.out).is_file():
@@ -483,8 +504,9 @@ def _stats(args: argparse.Namespace) -> int:
 def interrupted(args: argparse.Namespace) -> str:
     """What a Ctrl-C leaves behind (train.cli prints it)."""
     if args.data_command == "synth":
-        return (f"{Path(args.out) / 'tasks.jsonl'} is as it was before this run (tasks are committed at the end) and "
-                "the images of the unwritten tasks were removed; curated oracle batches are kept in oracle/")
+        return (f"{Path(args.out) / 'tasks.jsonl'} is written only once every task is generated, so an interrupted "
+                "generation leaves it as it was and removes the images of the unwritten tasks; with --oracle, "
+                "the committed oracle batches are kept in oracle/")
     if args.data_command == "curate":
         return (f"every committed batch is kept in {args.out} (sft.jsonl and report.json rebuilt from them); "
                 "re-run the same command to continue")

@@ -76,11 +76,11 @@ def check(args: argparse.Namespace) -> Path:
         raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout}")
     if args.engine == "openai" and not args.base_url:
         raise UsageError("--engine openai needs --base-url (e.g. https://api.openai.com/v1 or http://localhost:8000/v1)")
+    image_files(args.image)
     if args.engine == "hf":
         from train.model.paths import check_model_path
 
         check_model_path(args.model)  # ModelPathError: exit 2 (a mistyped path is not a hub connection error)
-    image_files(args.image)
     out = output_dir(args.out or f"runs/infer/{time.strftime('%Y%m%d-%H%M%S')}", "--out")
     output_file(out / "trajectories" / "infer.jsonl", "--out")
     return out
