@@ -1,13 +1,13 @@
 """codevl rewards: named reward components (step, episode and group scope), reward sets from YAML, the
 CodeVision (paper and released-code) and TAPO rewards, peers' tool bonuses, CodeV faithfulness, offline
-re-scoring and a TRL adapter. Formulas: REFERENCE.md section 1; each component's docstring restates its own.
+re-scoring and a TRL adapter. Formulas: docs/methods.md; each component's docstring restates its own.
 
     from rewards import load_reward_set
     rs = load_reward_set("configs/rewards/codevision.yaml")
     breakdowns = rs.score(trajectories)        # also recorded in Trajectory.reward
     metrics = reward_metrics(breakdowns)       # reward/<name>/mean for every component
 
-No torch, transformers, trl or vllm is imported here (DESIGN.md import direction).
+No torch, transformers, trl or vllm is imported here (docs/architecture.md import direction).
 """
 
 from rewards.answers import AnswerMatch, AnswerMatchParams, extract_answer, match_answer

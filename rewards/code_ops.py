@@ -1,6 +1,6 @@
 """Static analysis of a code block: which image operations it calls, and where crops look in the input image.
 
-This is the fallback for steps without an operation trace (DESIGN.md, sandbox: "AST parsing of the code is the
+This is the fallback for steps without an operation trace (docs/architecture.md, sandbox: "AST parsing of the code is the
 fallback"); the trace, when present, is what really ran. Operation names follow `sandbox.result`: `crop`,
 `rotate90` (counter-clockwise, PIL `rotate(90)`, `np.rot90(k=1)`), `rotate180`, `rotate270` (clockwise),
 `rotate` (other angles), `flip_h`, `flip_v`, `resize`, and free-form names (`enhance`, `filter`, `threshold`,

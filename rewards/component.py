@@ -1,4 +1,4 @@
-"""The reward component contract (DESIGN.md, rewards; REFERENCE.md section 1 for the formulas).
+"""The reward component contract (docs/architecture.md, rewards; docs/methods.md for the formulas).
 
 A component is a small class with
 

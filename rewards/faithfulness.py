@@ -1,4 +1,4 @@
-"""Faithfulness of tool use, the CodeV protocol (REFERENCE.md section 1, CodeV / TAPO): do the intermediate tool
+"""Faithfulness of tool use, the CodeV protocol (docs/methods.md, CodeV / TAPO): do the intermediate tool
 outputs actually contain the queried evidence?
 
 Per tool output (every image a code step showed): faithful or not.

@@ -1,7 +1,7 @@
 """A judge model behind an OpenAI-compatible chat-completions endpoint (vLLM, SGLang, OpenAI, ...).
 
 Used by the TAPO judge-based step reward, the TAPO process score, the faithfulness judge and the optional answer
-judge. Design (REFERENCE.md section 2: required judge servers block users, so the judge must be optional and its
+judge. Design (docs/methods.md, "Pitfalls": required judge servers block users, so the judge must be optional and its
 failures visible):
 
 - `JudgeConfig` (typed, unknown keys rejected) names the endpoint, model, timeouts, retries and cache;

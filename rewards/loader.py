@@ -3,7 +3,7 @@
 File format (a mapping; unknown keys are errors):
 
     name: codevision               # optional (default: the file's stem)
-    description: CodeVision paper reward (REFERENCE.md section 1)
+    description: CodeVision paper reward (docs/methods.md)
     components:
       - name: answer_accuracy      # a registered component
         weight: 1.0                # optional, default 1.0; 0 = computed and logged, not trained on

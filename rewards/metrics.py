@@ -15,7 +15,7 @@
 `batch_metrics(trajectories)` adds those of the recorded breakdowns (`Trajectory.reward`), the CodeV
 faithfulness metrics (`rewards.faithfulness`, correctness taken from the recorded accuracy component when there
 is one) and tool-use monitoring (`tools/calls_mean`, `tools/any_call_rate`, `tools/failed_call_rate`: the
-tool-use collapse REFERENCE.md section 2 warns about shows here first).
+tool-use collapse docs/methods.md, "Pitfalls" warns about shows here first).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """CodeVision's strategy quantities: a trajectory's tool use against the task's must-use set S_req and its
-ground-truth box (REFERENCE.md section 1, CodeVision).
+ground-truth box (docs/methods.md, CodeVision).
 
 - `step_crop_ious`: per step, the best IoU of that step's crops with a ground-truth (evidence) box;
 - `must_use_credits` (paper): per step t, each must-use op of S_req \\ {crop} earns 1/|S_req| the first time

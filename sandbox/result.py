@@ -1,4 +1,4 @@
-"""What one code block did: `ExecResult`, the sandbox's only output type (DESIGN.md, "The data that flows" 3).
+"""What one code block did: `ExecResult`, the sandbox's only output type (docs/architecture.md, "The data that flows" 3).
 
 Failures are data: a timeout, a crash, a memory or output limit hit all come back as an `ExecResult` with the
 matching `status`, never as an exception into the caller. Other packages (rollout, rewards, data) read these

@@ -1,4 +1,4 @@
-"""Answer accuracy: `answer_accuracy` (REFERENCE.md section 1: r_acc of CodeVision, l_acc * r_acc of TAPO, the
+"""Answer accuracy: `answer_accuracy` (docs/methods.md: r_acc of CodeVision, l_acc * r_acc of TAPO, the
 acc term of DeepEyes and PyVision-RL).
 
     r_acc = match(Trajectory.answer, Task.answer) in [0, 1]          (rules: `rewards.answers`)
@@ -98,7 +98,7 @@ class AnswerAccuracy(RewardComponent):
     name = "answer_accuracy"
     scope = "episode"
     Params = AccuracyParams
-    source = "CodeVision / TAPO / DeepEyes / PyVision-RL r_acc (REFERENCE.md section 1)"
+    source = "CodeVision / TAPO / DeepEyes / PyVision-RL r_acc (docs/methods.md)"
     formula = "r_acc = match(answer, gold): choice letter/option, number within tolerance, normalised text, box IoU >= t (or IoU)"
     params: AccuracyParams
 

@@ -1,4 +1,4 @@
-"""CodeVision reward, released-code variant (REFERENCE.md section 1, "Reward (released code variant)"):
+"""CodeVision reward, released-code variant (docs/methods.md, "Reward (released code variant)"):
 
     R = r_acc' + 0.1 fmt + 1.0 r_mand + 0.0 r_nec' + 0.1 [exact] + 0.2 [emerge] - 0.5 (c_usage + r_spur)
         - 0.05 per failed tool call (step reward, `exec_error`)
@@ -50,7 +50,7 @@ def crop_gate(traj: Trajectory, ctx: ScoringContext, ops_source: OpsSource, incl
 class CodeVisionCodeAccuracy(AnswerAccuracy):
     name = "codevision_code_accuracy"
     Params = GatedAccuracyParams
-    source = "CodeVision released code: r_acc gated by r_mand when crop is required (REFERENCE.md section 1)"
+    source = "CodeVision released code: r_acc gated by r_mand when crop is required (docs/methods.md)"
     formula = "r_acc' = r_acc * r_mand if crop in S_req and r_mand < 0.1 else r_acc"
     params: GatedAccuracyParams
 
@@ -68,7 +68,7 @@ class CodeVisionCodeMandatory(RewardComponent):
     name = "codevision_code_mandatory"
     scope = "episode"
     Params = ToolUseParams
-    source = "CodeVision released code: r_mand (REFERENCE.md section 1)"
+    source = "CodeVision released code: r_mand (docs/methods.md)"
     formula = "r_mand = min(1, |(S_req - {crop}) & used| / |S_req| + [crop in S_req, used] * maxIoU / |S_req|)"
     params: ToolUseParams
 
@@ -85,7 +85,7 @@ class GatedNecessityParams(SuggestedToolParams):
 class CodeVisionCodeNecessity(CodeVisionSuggestedTool):
     name = "codevision_code_necessity"
     Params = GatedNecessityParams
-    source = "CodeVision released code: r_nec (weight 0.0), zeroed with the accuracy gate (REFERENCE.md section 1)"
+    source = "CodeVision released code: r_nec (weight 0.0), zeroed with the accuracy gate (docs/methods.md)"
     formula = "r_nec' = 0 if crop in S_req and r_mand < 0.1 else r_nec"
     params: GatedNecessityParams
 
@@ -100,7 +100,7 @@ class CodeVisionCodeExact(RewardComponent):
     name = "codevision_code_exact"
     scope = "episode"
     Params = ToolUseParams
-    source = "CodeVision released code: r_exact = 0.1 when used core ops equal S_req (REFERENCE.md section 1)"
+    source = "CodeVision released code: r_exact = 0.1 when used core ops equal S_req (docs/methods.md)"
     formula = "1[core ops used == S_req] (weight 0.1)"
     params: ToolUseParams
 
@@ -119,7 +119,7 @@ class CodeVisionCodeEmerge(RewardComponent):
     name = "codevision_code_emerge"
     scope = "episode"
     Params = EmergeParams
-    source = "CodeVision released code: r_emerge = 0.2 when correct and a non-core op was used (REFERENCE.md section 1)"
+    source = "CodeVision released code: r_emerge = 0.2 when correct and a non-core op was used (docs/methods.md)"
     formula = "1[correct and a non-core op used] (weight 0.2)"
     params: EmergeParams
 
@@ -140,7 +140,7 @@ class CodeVisionCodeUsageCost(RewardComponent):
     name = "codevision_code_usage_cost"
     scope = "episode"
     Params = UsageCostParams
-    source = "CodeVision released code: c_usage (REFERENCE.md section 1)"
+    source = "CodeVision released code: c_usage (docs/methods.md)"
     formula = "c_usage = max(0, code_count - max(2, |S_req|)) (weight -0.5)"
     params: UsageCostParams
 
@@ -153,7 +153,7 @@ class CodeVisionCodeSpurious(RewardComponent):
     name = "codevision_code_spurious"
     scope = "episode"
     Params = ToolUseParams
-    source = "CodeVision released code: r_spur (REFERENCE.md section 1)"
+    source = "CodeVision released code: r_spur (docs/methods.md)"
     formula = "r_spur = number of distinct orientation ops used when S_req has none (weight -0.5)"
     params: ToolUseParams
 

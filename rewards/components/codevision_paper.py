@@ -1,4 +1,4 @@
-"""CodeVision reward, paper variant (REFERENCE.md section 1, "Reward (paper)"):
+"""CodeVision reward, paper variant (docs/methods.md, "Reward (paper)"):
 
     R = r_acc + r_fmt + b1 * sum_t R_strategy(a_t) - b2 * P_cost        (b1 = 1.0, b2 = 0.5; format weight 0.1)
 
@@ -29,7 +29,7 @@ class CodeVisionMustUse(RewardComponent):
     name = "codevision_must_use"
     scope = "step"
     Params = ToolUseParams
-    source = "CodeVision paper: must-use tools, crop IoU improvement (REFERENCE.md section 1)"
+    source = "CodeVision paper: must-use tools, crop IoU improvement (docs/methods.md)"
     formula = ("m_t = sum over ops first used correctly at t of 1/|S_req| (ops of S_req except crop) "
                "+ (IoU_t - max IoU before t)^+ / |S_req| if crop in S_req")
     params: ToolUseParams
@@ -53,7 +53,7 @@ class CodeVisionExactSet(RewardComponent):
     name = "codevision_exact_set"
     scope = "episode"
     Params = ExactSetParams
-    source = "CodeVision paper: bonus when exactly S_req is executed, no wasted steps (REFERENCE.md section 1)"
+    source = "CodeVision paper: bonus when exactly S_req is executed, no wasted steps (docs/methods.md)"
     formula = "1[core ops used == S_req and every code step ran to the end using an op of S_req]"
     params: ExactSetParams
 
@@ -95,7 +95,7 @@ class CodeVisionSuggestedTool(RewardComponent):
     name = "codevision_suggested_tool"
     scope = "group"
     Params = SuggestedToolParams
-    source = "CodeVision paper: suggested-tool necessity over the group of rollouts (REFERENCE.md section 1)"
+    source = "CodeVision paper: suggested-tool necessity over the group of rollouts (docs/methods.md)"
     formula = "r_nec = max(0, acc(group rollouts using the tool) - acc(those not)), paid to the rollouts that used it"
     params: SuggestedToolParams
 
@@ -125,7 +125,7 @@ class CodeVisionTurnPenalty(RewardComponent):
     name = "codevision_turn_penalty"
     scope = "episode"
     Params = TurnPenaltyParams
-    source = "CodeVision paper: more tool turns than |S_req| + 1 (REFERENCE.md section 1)"
+    source = "CodeVision paper: more tool turns than |S_req| + 1 (docs/methods.md)"
     formula = "1[number of code steps > |S_req| + 1] (weight -0.5)"
     params: TurnPenaltyParams
 
@@ -142,7 +142,7 @@ class CodeVisionPoorReasoning(RewardComponent):
     name = "codevision_poor_reasoning"
     scope = "episode"
     Params = PoorReasoningParams
-    source = "CodeVision paper: correct answer with crop IoU < 0.1 (REFERENCE.md section 1)"
+    source = "CodeVision paper: correct answer with crop IoU < 0.1 (docs/methods.md)"
     formula = "1[correct and crop in S_req and max crop IoU < 0.1] (weight -0.5)"
     params: PoorReasoningParams
 
@@ -159,7 +159,7 @@ class CodeVisionInappropriateTool(RewardComponent):
     name = "codevision_inappropriate_tool"
     scope = "episode"
     Params = ToolUseParams
-    source = "CodeVision paper: an orientation tool used when none was needed (REFERENCE.md section 1)"
+    source = "CodeVision paper: an orientation tool used when none was needed (docs/methods.md)"
     formula = "1[an orientation op used and S_req has no orientation op] (weight -0.5)"
     params: ToolUseParams
 

@@ -1,4 +1,4 @@
-"""DeepEyes tool bonus: `deepeyes_tool_bonus` (REFERENCE.md section 1, fixed-tool peers).
+"""DeepEyes tool bonus: `deepeyes_tool_bonus` (docs/methods.md, fixed-tool peers).
 
 DeepEyes: R = 0.8 acc + 0.2 format + 1.2 [tool used and correct]. Here a "tool use" is a code step that ran to
 the end (or, with `include_failed_steps`, any step that ran):
@@ -21,7 +21,7 @@ class DeepEyesToolBonus(RewardComponent):
     name = "deepeyes_tool_bonus"
     scope = "episode"
     Params = ToolUseParams
-    source = "DeepEyes: 1.2 [tool used and correct] (REFERENCE.md section 1)"
+    source = "DeepEyes: 1.2 [tool used and correct] (docs/methods.md)"
     formula = "1[correct and >= 1 tool call] (weight 1.2)"
     params: ToolUseParams
 

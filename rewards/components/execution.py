@@ -1,4 +1,4 @@
-"""Code execution: `exec_success` and `exec_error` (step scope; REFERENCE.md section 1, CodeVision code: "each
+"""Code execution: `exec_success` and `exec_error` (step scope; docs/methods.md, CodeVision code: "each
 failed tool call also gets a -0.05 step reward").
 
     exec_success_t = 1 if block t ran to the end (status ok), else 0          (reduce: mean -> success rate)
@@ -40,7 +40,7 @@ class ExecSuccess(RewardComponent):
     scope = "step"
     Params = ExecSuccessParams
     default_reduce = "mean"
-    source = "code execution success (DESIGN.md rewards)"
+    source = "code execution success (docs/architecture.md rewards)"
     formula = "s_t = 1[block t ran to the end]; mean over steps"
     params: ExecSuccessParams
 
@@ -53,7 +53,7 @@ class ExecError(RewardComponent):
     name = "exec_error"
     scope = "step"
     Params = ExecErrorParams
-    source = "CodeVision released code: -0.05 per failed tool call (REFERENCE.md section 1)"
+    source = "CodeVision released code: -0.05 per failed tool call (docs/methods.md)"
     formula = "e_t = 1[block t failed]; sum over steps (weight -0.05)"
     params: ExecErrorParams
 

@@ -1,4 +1,4 @@
-"""`faithful_crop`: the CodeV faithfulness of one trajectory as a component (REFERENCE.md section 1, CodeV), so it
+"""`faithful_crop`: the CodeV faithfulness of one trajectory as a component (docs/methods.md, CodeV), so it
 is logged as `reward/faithful_crop/mean` during RL (weight 0 in the shipped sets) or trained on if you wish.
 
     value = 1[any tool output contains the evidence as its main focus], None when not applicable
@@ -24,7 +24,7 @@ class FaithfulCrop(RewardComponent):
     name = "faithful_crop"
     scope = "episode"
     Params = FaithfulnessParams
-    source = "CodeV faithfulness protocol (REFERENCE.md section 1)"
+    source = "CodeV faithfulness protocol (docs/methods.md)"
     formula = "1[any tool output has coverage >= 0.8 of the evidence and focus >= 0.04] (n/a without evidence)"
     params: FaithfulnessParams
 

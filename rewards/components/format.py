@@ -1,4 +1,4 @@
-"""Format: `format` (REFERENCE.md section 1: r_fmt of CodeVision, the format term of DeepEyes and CodeV).
+"""Format: `format` (docs/methods.md: r_fmt of CodeVision, the format term of DeepEyes and CodeV).
 
     r_fmt = 1 if the episode ended with an answer (finish reason in `finish_reasons`, answer extracted) and no
             assistant turn recorded a malformed-output event from `bad_events`, else 0
@@ -32,7 +32,7 @@ class Format(RewardComponent):
     name = "format"
     scope = "episode"
     Params = FormatParams
-    source = "CodeVision r_fmt, DeepEyes / CodeV format term (REFERENCE.md section 1)"
+    source = "CodeVision r_fmt, DeepEyes / CodeV format term (docs/methods.md)"
     formula = "r_fmt = 1[finished with an answer and no malformed-output event], else 0"
     params: FormatParams
 

@@ -1,4 +1,4 @@
-"""Pixel-Reasoner's curiosity bonus and call-count penalty (REFERENCE.md section 1, fixed-tool peers: "curiosity
+"""Pixel-Reasoner's curiosity bonus and call-count penalty (docs/methods.md, fixed-tool peers: "curiosity
 bonus when the group rarely uses tools, -0.05 per extra call").
 
     RaPR        = fraction of the group's rollouts that used a tool (at least one tool call)
@@ -6,7 +6,7 @@ bonus when the group rarely uses tools, -0.05 per extra call").
     extra_i     = max(n_calls_i - N, 0)                              (episode; N = `free_calls`; weight -0.05)
 
 Pixel-Reasoner writes r' = r + alpha * r_curiosity + beta * r_penalty with r_penalty = min(N - n, 0); here the
-penalty is the positive count with a negative weight (the package's sign convention). REFERENCE.md gives only
+penalty is the positive count with a negative weight (the package's sign convention). docs/methods.md gives only
 beta = 0.05; H = 0.3, N = 1 and alpha = 0.5 (the defaults here and in `configs/rewards/pixel_reasoner.yaml`) are
 the Pixel-Reasoner paper's values as we recall them, not checked against its code: verify before comparing runs.
 """
@@ -34,7 +34,7 @@ class PixelReasonerCuriosity(RewardComponent):
     name = "pixel_reasoner_curiosity"
     scope = "group"
     Params = CuriosityParams
-    source = "Pixel-Reasoner curiosity bonus (REFERENCE.md section 1)"
+    source = "Pixel-Reasoner curiosity bonus (docs/methods.md)"
     formula = "max(H - RaPR, 0) * 1[used a tool], RaPR = group's tool-use rate (H = 0.3; weight 0.5)"
     params: CuriosityParams
 
@@ -55,7 +55,7 @@ class PixelReasonerExtraCalls(RewardComponent):
     name = "pixel_reasoner_extra_calls"
     scope = "episode"
     Params = ExtraCallsParams
-    source = "Pixel-Reasoner: -0.05 per call beyond N (REFERENCE.md section 1)"
+    source = "Pixel-Reasoner: -0.05 per call beyond N (docs/methods.md)"
     formula = "max(n_calls - N, 0) (N = 1; weight -0.05)"
     params: ExtraCallsParams
 

@@ -1,4 +1,4 @@
-"""PyVision-RL tool bonus: `pyvision_tool_bonus` (REFERENCE.md section 1, fixed-tool peers: "acc + 0.1 per tool
+"""PyVision-RL tool bonus: `pyvision_tool_bonus` (docs/methods.md, fixed-tool peers: "acc + 0.1 per tool
 call when correct").
 
     bonus = n_calls if correct else 0, n_calls = code steps that ran to the end (capped at `max_calls` if set)
@@ -26,7 +26,7 @@ class PyVisionToolBonus(RewardComponent):
     name = "pyvision_tool_bonus"
     scope = "episode"
     Params = PyVisionBonusParams
-    source = "PyVision-RL: +0.1 per tool call when correct (REFERENCE.md section 1)"
+    source = "PyVision-RL: +0.1 per tool call when correct (docs/methods.md)"
     formula = "n_calls * 1[correct] (weight 0.1)"
     params: PyVisionBonusParams
 

@@ -1,4 +1,4 @@
-"""TAPO (CodeV) tool rewards (REFERENCE.md section 1, "CodeV / TAPO").
+"""TAPO (CodeV) tool rewards (docs/methods.md, "CodeV / TAPO").
 
 Paper: R = l_acc * r_acc + l_tool * r_tool, r_tool = mean over code steps of a per-step score defined on the
 tool's inputs and outputs only (question + tool output + metadata), never on the chain of thought.
@@ -162,7 +162,7 @@ class TapoTool(RewardComponent):
     scope = "step"
     Params = TapoToolParams
     default_reduce = "mean"
-    source = "CodeV / TAPO step reward (REFERENCE.md section 1)"
+    source = "CodeV / TAPO step reward (docs/methods.md)"
     formula = ("s_t = 1 evidence in a focused output | 0.25 huge/cluttered | 0 miss | -1 redline (avoidable error, "
                "invalid coords, repeated/no-op crop); judge rubric without boxes; r_tool = mean_t s_t")
     params: TapoToolParams
@@ -259,7 +259,7 @@ class TapoProcess(RewardComponent):
     name = "tapo_process"
     scope = "episode"
     Params = TapoProcessParams
-    source = "CodeV released internal code: one rubric process score per trajectory (REFERENCE.md section 1)"
+    source = "CodeV released internal code: one rubric process score per trajectory (docs/methods.md)"
     formula = "process = judge rubric score of the whole tool-use process in {0, .25, .5, .75, 1}"
     params: TapoProcessParams
 

@@ -8,7 +8,7 @@ The settings, and why:
 
 - Prompts are the trajectory's *unexpanded* token ids (one `<|image_pad|>` per image, inside
   `<|vision_start|>...<|vision_end|>`). `check_unexpanded_prompt` rejects an already-expanded prompt with a clear
-  error instead of letting it be silently corrupted (REFERENCE.md section 2). What each backend then needs differs:
+  error instead of letting it be silently corrupted (docs/methods.md, "Pitfalls"). What each backend then needs differs:
   `LLM.generate` takes the unexpanded ids plus the images and expands the placeholders itself (`prompt_inputs`);
   the server's token endpoint takes *expanded* ids plus pre-processed image features (`expand_for_features`, see
   `rollout.engines.vllm_server`).

@@ -1,4 +1,4 @@
-"""CodeVision rewards, paper and released-code variants, against hand-computed values (REFERENCE.md section 1).
+"""CodeVision rewards, paper and released-code variants, against hand-computed values (docs/methods.md).
 
 Shared setup: 200x100 input, evidence box E = (100, 40, 120, 60) (area 400).
 The totals use the shipped sets, configs/rewards/codevision.yaml (paper) and codevision_code.yaml (code):

@@ -134,7 +134,7 @@ def test_registry_lists_valid_names_and_components_document_themselves() -> None
     assert len(component_names()) >= 20
     for name, cls in COMPONENTS.items():
         assert cls.source and cls.formula, name
-        assert "REFERENCE.md" in cls.source or name == "exec_success", name
+        assert "docs/methods.md" in cls.source or name == "exec_success", name
         assert cls.scope in ("step", "episode", "group")
         module_doc = __import__(cls.__module__, fromlist=["_"]).__doc__
         assert module_doc and len(module_doc) > 80, name

@@ -1,4 +1,4 @@
-"""Peers' tool bonuses with their shipped sets (REFERENCE.md section 1, fixed-tool peers), hand-computed."""
+"""Peers' tool bonuses with their shipped sets (docs/methods.md, fixed-tool peers), hand-computed."""
 
 from __future__ import annotations
 

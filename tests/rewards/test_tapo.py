@@ -1,4 +1,4 @@
-"""TAPO rule-based step rewards (REFERENCE.md section 1): every branch of the step rubric, hand-computed.
+"""TAPO rule-based step rewards (docs/methods.md): every branch of the step rubric, hand-computed.
 
 Setup: 200x100 input, evidence E = (100, 40, 120, 60) (area 400); thresholds min_coverage 0.8, min_focus 0.04,
 min_inside_fraction 0.5, repeat_iou 0.95, noop_area_fraction 0.95; tapo.yaml: 1.0 acc + 0.5 tapo_tool (mean).
