@@ -259,7 +259,7 @@ def _finish(out: Path, report: CurationReport, *, task_ids: set[str] | None, **s
     report.episodes, report.passed, report.kept = len(rows), len(passed), len(chosen)
     by_type: dict[str, dict[str, int]] = {}
     balance_by = selection.get("balance_by", "task_type")
-    for i, r in enumerate(rows):
+    for r in rows:
         typ = type_of(r, balance_by)
         c = by_type.setdefault(typ, {"episodes": 0, "passed": 0, "kept": 0})
         c["episodes"] += 1

@@ -122,7 +122,7 @@ def check_unexpanded_prompt(prompt_ids: Sequence[int], n_images: int, layout: To
     wrapped in `<|vision_start|>...<|vision_end|>`, or when the prompt holds video placeholders."""
     pad = layout.image_pad
     positions = [i for i, t in enumerate(prompt_ids) if t == pad]
-    for a, b in zip(positions, positions[1:]):
+    for a, b in zip(positions, positions[1:], strict=False):
         if b == a + 1:
             run = 2
             while a + run < len(prompt_ids) and prompt_ids[a + run] == pad:

@@ -96,7 +96,7 @@ def _program(no_fork: bool) -> list[tuple[int, int, int, int]]:
     for i, (code, jt, jf, k) in enumerate(ins):
         def rel(target: object) -> int:
             if isinstance(target, str):
-                off = labels[target] - i - 1
+                off = labels[target] - i - 1  # noqa: B023 - rel is called in this iteration only
                 assert 0 <= off < 256, "seccomp jump out of range"
                 return off
             return int(target)  # type: ignore[call-overload]

@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
                         names.append(name)
                         saved += 1
                 if args.json:
-                    it = iter(names)
-                    print(json.dumps(r.to_dict(lambda _a: next(it, ""))), flush=True)
+                    file_names = iter(names)
+                    print(json.dumps(r.to_dict(lambda _a, it=file_names: next(it, ""))), flush=True)
                     continue
                 print(f"--- block {k + 1}/{len(blocks)}: {r.status.value} in {r.duration_s * 1000:.1f} ms")
                 if r.stdout:

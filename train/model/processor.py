@@ -31,10 +31,10 @@ def _image_only(base: type) -> type:
     attributes (image_token, image_token_id, vision_start_token...).
     """
 
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):  # noqa: ANN001
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):  # noqa: ANN001, ANN003, ANN202, N807
         base.__init__(self, image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
-    def __call__(self, images=None, text=None, videos=None, **kwargs):  # noqa: ANN001, ANN202
+    def __call__(self, images=None, text=None, videos=None, **kwargs):  # noqa: ANN001, ANN003, ANN202, N807
         if videos is not None:
             raise NotImplementedError(VIDEO_UNSUPPORTED)
         return base.__call__(self, images=images, text=text, **kwargs)

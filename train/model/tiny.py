@@ -243,7 +243,7 @@ def describe(path: str | Path) -> str:
     n_params = 0
     for shard in sorted(Path(path).glob("*.safetensors")):
         with safe_open(str(shard), framework="np") as f:
-            for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
+            for key in f.keys():
                 n_params += int(np_prod(f.get_slice(key).get_shape()))
     text = cfg.text_config
     return (
