@@ -282,7 +282,7 @@ class _Analyzer:
                     if child.optional_vars is not None:
                         self.assign(child.optional_vars, None)
                 elif isinstance(child, ast.excepthandler):
-                    self.block(child.body)
+                    self.block(child.body)  # type: ignore[attr-defined]
 
     # ---- expressions ----------------------------------------------------------------------------------------
 
@@ -327,7 +327,7 @@ class _Analyzer:
                 if result is None:
                     self.op(node, "flip_v" if axis == "y" else "flip_h", src)
                     return None
-        lo_y, hi_y, lo_x, hi_x = rows.lower, rows.upper, cols.lower, cols.upper  # type: ignore[union-attr]
+        lo_y, hi_y, lo_x, hi_x = rows.lower, rows.upper, cols.lower, cols.upper  # type: ignore[attr-defined]
         if all(v is None for v in (lo_y, hi_y, lo_x, hi_x)):
             return result
         if result is None or result.size is None:
@@ -409,8 +409,8 @@ class _Analyzer:
         if fn == "crop":
             box = _const_seq(_kw(node, "box", 0), 4)
             if box is None and len(node.args) == 4:
-                box = tuple(_const(a) for a in node.args)  # type: ignore[assignment]
-                box = box if all(v is not None for v in box) else None  # type: ignore[union-attr]
+                box = tuple(_const(a) for a in node.args)  # type: ignore[misc]
+                box = box if all(v is not None for v in box) else None
             return self.crop(node, recv, box)  # type: ignore[arg-type]
         if fn == "rotate":
             angle = _const(_kw(node, "angle", 0))
@@ -497,7 +497,7 @@ class _Analyzer:
             self.seen.add(id(node))
             return None
         if fn == "rotate":
-            op = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "")
+            op = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "")  # type: ignore[arg-type]
             if op is None:
                 self.op(node, "rotate", src)
                 return None
@@ -545,7 +545,7 @@ class _Analyzer:
             elif owner in NUMPY and fn in ("rot90", "fliplr", "flipud"):
                 name = {"rot90": "rotate90", "fliplr": "flip_h", "flipud": "flip_v"}[fn]
             elif owner in CV2 and fn == "rotate":
-                name = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "", "rotate")
+                name = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "", "rotate")  # type: ignore[arg-type]
             elif fn == "transpose" and node.args:
                 name = _TRANSPOSE.get(_attr_tail(node.args[0]) or "")
             if name:

@@ -82,7 +82,7 @@ def image_part(array: np.ndarray, max_side: int = 1024) -> dict[str, Any]:
     im = Image.fromarray(np.ascontiguousarray(array))
     if max(im.size) > max_side:
         scale = max_side / max(im.size)
-        im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.BICUBIC)
+        im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.BICUBIC)  # type: ignore[attr-defined]
     if im.mode not in ("RGB", "L", "RGBA"):
         im = im.convert("RGB")
     buf = io.BytesIO()

@@ -56,7 +56,7 @@ def reward_metrics(breakdowns: Sequence[RewardBreakdown | Mapping[str, Any]]) ->
     for key in keys:
         scores = [b.components[key] for b in bs if key in b.components]
         ok = [c.value for c in scores if c.status == "ok" and c.value is not None]
-        if (mean := _mean(ok)) is not None:  # type: ignore[arg-type]
+        if (mean := _mean(ok)) is not None:
             m[f"reward/{key}/mean"] = mean
         steps = [v for c in scores if c.status == "ok" and c.steps for v in c.steps if v is not None]
         if scores and scores[0].scope == "step" and steps:

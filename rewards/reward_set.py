@@ -143,7 +143,7 @@ class RewardSet:
                     reduced: float | None = sum(raw) / n if reduce == "mean" else sum(raw)
                 else:
                     reduced = 0.0 if reduce == "sum" else None
-                scores[c.key] = ComponentScore(c.name, c.weight, c.scope, reduced, raw, reduce,
+                scores[c.key] = ComponentScore(c.name, c.weight, c.scope, reduced, raw, reduce,  # type: ignore[arg-type]
                                                "ok" if reduced is not None else "n/a", None, contribution, v.info)
             elif v.value is None:
                 scores[c.key] = ComponentScore(c.name, c.weight, c.scope, None, None, None, "n/a", None, 0.0, v.info)

@@ -108,7 +108,7 @@ class EpisodeRunner:
             assert isinstance(engine, TokenEngine)
             self.renderer = renderer or ChatRenderer(engine.processor or engine.tokenizer)
         else:
-            self.renderer = renderer
+            self.renderer = renderer  # type: ignore[assignment]
         self.timeout_s = limits.code_timeout_s or protocol.default_timeout_s
         self.obs_chars = limits.observation_max_chars or protocol.observation_max_chars
 

@@ -139,7 +139,7 @@ class Trajectory:
         self.token_ids.extend(ids)
         self.loss_mask.extend([1 if sampled else 0] * len(ids))
         self.step_ids.extend([step] * len(ids))
-        self.logprobs.extend(logprobs if sampled else [0.0] * len(ids))
+        self.logprobs.extend(logprobs if sampled else [0.0] * len(ids))  # type: ignore[arg-type]
         return start, len(self.token_ids)
 
     # ---- reading -----------------------------------------------------------------------------------------

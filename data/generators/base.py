@@ -60,8 +60,8 @@ class Sample:
 
     def to_task(self, task_id: str, image_paths: list[str], *, source: str, split: str) -> Task:
         return Task(id=task_id, images=image_paths, question=self.question, answer=self.answer,
-                    answer_type=self.answer_type, choices=self.choices, evidence=self.evidence,  # type: ignore[arg-type]
-                    required_ops=self.required_ops, source=source, split=split,  # type: ignore[arg-type]
+                    answer_type=self.answer_type, choices=self.choices, evidence=self.evidence,
+                    required_ops=self.required_ops, source=source, split=split,
                     metadata=self.metadata)
 
 

@@ -41,7 +41,7 @@ class CodeVisionMustUse(RewardComponent):
         info = {}
         if "crop" in required_set(traj.task) and not traj.task.evidence:
             info["note"] = "crop is required but the task has no evidence box: crop earns no credit"
-        return ComponentValue(steps=credits, info=info)
+        return ComponentValue(steps=credits, info=info)  # type: ignore[arg-type]
 
 
 class ExactSetParams(ToolUseParams):

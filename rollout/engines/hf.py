@@ -196,7 +196,7 @@ class HFEngine(TokenEngine):
             ids = ids[:cut]
             lps = picked[i, :cut].tolist()
             text = self._text(ids, r.sampling.stop)
-            results.append(GenerateOutput(token_ids=ids, logprobs=lps, finish_reason=finish, text=text,
+            results.append(GenerateOutput(token_ids=ids, logprobs=lps, finish_reason=finish, text=text,  # type: ignore[arg-type]
                                           stop_reason=reason,
                                           metadata={"engine": self.name, "weights_version": version}))
         return results

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from train.commands.checks import image_files, input_file, output_dir
@@ -80,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
                         saved += 1
                 if args.json:
                     file_names = iter(names)
-                    print(json.dumps(r.to_dict(lambda _a, it=file_names: next(it, ""))), flush=True)
+
+                    def file_name(_array: object, it: Iterator[str] = file_names) -> str:
+                        return next(it, "")
+
+                    print(json.dumps(r.to_dict(file_name)), flush=True)
                     continue
                 print(f"--- block {k + 1}/{len(blocks)}: {r.status.value} in {r.duration_s * 1000:.1f} ms")
                 if r.stdout:
@@ -94,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 for j, im in enumerate(r.images):
                     region = f" region input {im.region.input_index} box {tuple(round(v, 1) for v in im.region.box)} " \
                              f"ops {im.region.ops}" if im.region else ""
-                    where = f" -> {out_dir / names[j]}" if names else ""
+                    where = f" -> {out_dir / names[j]}" if out_dir and names else ""
                     print(f"[image {j}] {im.size[0]}x{im.size[1]} via {im.source}{region}{where}")
                 for o in r.ops:
                     box = f" box {tuple(round(v, 1) for v in o.box)}" if o.box else ""
@@ -108,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _split_blocks(text: str) -> list[str]:
-    blocks, cur = [], []
+    blocks: list[str] = []
+    cur: list[str] = []
     for line in text.splitlines(keepends=True):
         if line.strip().startswith("# %%"):
             blocks.append("".join(cur))

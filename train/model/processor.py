@@ -87,7 +87,7 @@ def load_processor(path: str | Path, *, min_pixels: int | None = None, max_pixel
 
     processor_cls, image_processor_cls = _image_only_parts(AutoConfig.from_pretrained(path).model_type, path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    image_processor = image_processor_cls.from_pretrained(path, **size_kwargs)
+    image_processor = image_processor_cls.from_pretrained(path, **size_kwargs)  # type: ignore[attr-defined]
     chat_template = tokenizer.chat_template
     template_file = Path(path) / "chat_template.jinja"
     if template_file.is_file():
