@@ -54,8 +54,9 @@ class TaskFileError(ValueError):
         shown = "\n".join(f"  {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         rows = len({p.line for p in problems})
-        hint = hint or ("fix these rows, or read with skip_invalid=True (CLI: --skip-invalid) to leave them out and "
-                        "write them to a rejects file")
+        hint = hint or (f"fix these rows, or set them aside: `codevl data validate {path} --skip-invalid` writes the "
+                        "valid rows to <name>.valid.jsonl and the bad ones to <name>.rejected.jsonl (in Python: "
+                        "skip_invalid=True)")
         super().__init__(f"invalid task file {path}: {len(problems)} problem(s) in {rows} row(s):\n{shown}{more}\n{hint}")
 
 

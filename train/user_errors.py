@@ -55,7 +55,6 @@ USER_ERRORS: dict[str, int] = {
     # usage and configuration: nothing was done
     "train.config.errors.ConfigError": USAGE,
     "rewards.errors.RewardConfigError": USAGE,
-    "train.model.paths.ModelPathError": USAGE,
     "data.loaders.base.LoaderError": USAGE,
     "data.curate.run.CurationError": USAGE,
     "builtins.FileNotFoundError": USAGE,
@@ -67,6 +66,7 @@ USER_ERRORS: dict[str, int] = {
     "data.task_file.TaskFileError": FAILED,
     "train.sft_dataset.SFTDataError": FAILED,
     "train.run_files.RunDirError": FAILED,
+    "train.model.paths.ModelPathError": FAILED,  # as `codevl sft` / `codevl rl` have reported it from the start
     "train.rl.RLRunError": FAILED,
     "rewards.errors.RewardError": FAILED,
     "sandbox.errors.SandboxUnavailableError": FAILED,

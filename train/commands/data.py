@@ -394,7 +394,7 @@ def _build_engine(args: argparse.Namespace) -> Any:
 
 
 def _curate(args: argparse.Namespace) -> int:
-    from data.curate import CurationRules, EngineTeacher, OracleTeacher, curate
+    from data.curate import EngineTeacher, OracleTeacher, curate
     from data.task_file import read_tasks
     from rollout.engines.base import SamplingParams
     from rollout.loop import EpisodeLimits
@@ -410,18 +410,23 @@ def _curate(args: argparse.Namespace) -> int:
             at_least(value, low, name)
     if Path(args.out).is_file():
         raise UsageError(f"--out {args.out} is a file; give a folder (curation writes sft.jsonl, report.json, ... in it)")
-    rules = CurationRules(**_kv(args.rule, "--rule"))
-    tasks = read_tasks(args.tasks, progress=not args.no_progress, skip_invalid=args.skip_invalid,
-                       rejects_path=args.rejects)
-    if args.limit is not None:
-        tasks = tasks[: args.limit]
+    # every option is checked before the task file is read and the teacher is built
+    rules = _rules(_kv(args.rule, "--rule"))
+    protocol = get_protocol(args.protocol)
+    variants = _variants(args.variants) if args.teacher == "oracle" else []
+    if args.teacher in ("openai", "vllm_server") and not (args.model and args.base_url):
+        raise UsageError(f"--teacher {args.teacher} needs --model and --base-url")
     reward_set = None
     if args.reward_set:
         from rewards import load_reward_set
 
         reward_set = load_reward_set(args.reward_set)
+    tasks = read_tasks(args.tasks, progress=not args.no_progress, skip_invalid=args.skip_invalid,
+                       rejects_path=args.rejects)
+    if args.limit is not None:
+        tasks = tasks[: args.limit]
     if args.teacher == "oracle":
-        teacher: Any = OracleTeacher(_variants(args.variants), seed=args.seed, max_concurrent=args.concurrency)
+        teacher: Any = OracleTeacher(variants, seed=args.seed, max_concurrent=args.concurrency)
     else:
         teacher = EngineTeacher(_build_engine(args), name=f"{args.teacher}:{args.model}", samples_per_task=args.samples,
                                 sampling=SamplingParams(temperature=args.temperature), seed=args.seed,
@@ -430,7 +435,7 @@ def _curate(args: argparse.Namespace) -> int:
                            max_total_tokens=args.max_total_tokens)
     pool = _pool()
     try:
-        report = curate(tasks, teacher, args.out, protocol=get_protocol(args.protocol), pool=pool, limits=limits,
+        report = curate(tasks, teacher, args.out, protocol=protocol, pool=pool, limits=limits,
                         reward_set=reward_set, rules=rules, batch_size=args.batch_size, max_per_task=args.max_per_task,
                         balance_by=args.balance_by, max_per_type=args.max_per_type, balance=args.balance,
                         seed=args.seed, progress=not args.no_progress, merge=args.merge)
@@ -439,6 +444,21 @@ def _curate(args: argparse.Namespace) -> int:
     print(report.summary())
     _check_curation(report)
     return 0
+
+
+def _rules(values: dict[str, Any]) -> Any:
+    """CurationRules from --rule KEY=VALUE; a bad key or value names it and lists the valid keys."""
+    from pydantic import ValidationError
+
+    from data.curate import CurationRules
+
+    try:
+        return CurationRules(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: "
+                             f"{'unknown rule' if e['type'] == 'extra_forbidden' else e['msg']}" for e in exc.errors())
+        raise UsageError(f"--rule: {problems}; valid rules: "
+                         f"{', '.join(f'{k}={v.default}' for k, v in CurationRules.model_fields.items())}") from None
 
 
 def _check_curation(report: Any) -> None:
