@@ -138,7 +138,7 @@ def _image_size(file: Path, check: ImageCheck) -> tuple[tuple[int, int] | None, 
             size = im.size
             if check == "decode":
                 im.load()
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         return None, f"image cannot be read: {file}: {exc}"
     return size, None
 

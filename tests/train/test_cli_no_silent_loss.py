@@ -104,6 +104,37 @@ def test_infer_checks_out_before_loading_anything(tmp_path: Path, capsys: pytest
     assert time.perf_counter() - t0 < 30 and "is a file; give a folder" in capsys.readouterr().err
 
 
+def test_infer_exits_1_after_an_engine_error_and_keeps_the_trajectory(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+    out = tmp_path / "run"
+    assert main(["infer", "--image", str(tmp_path / "x.png"), "--question", "q", "--engine", "openai", "--model", "m",
+                 "--base-url", f"http://127.0.0.1:{_closed_port()}/v1", "--max-retries", "0", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "codevl infer: the episode ended in engine_error" in err and "ConnectError" in err
+    row = json.loads((out / "trajectories" / "infer.jsonl").read_text())
+    assert row["finish_reason"] == "engine_error" and "ConnectError" in row["error"]
+
+
+def test_validate_names_an_oversized_image_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # 14000 x 14000 = 196e6 px, over twice PIL's default limit: DecompressionBombError at open
+    (tmp_path / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 14000, 14000, 8, 2,
+                                                                                    0, 0, 0)) + chunk(b"IEND", b""))
+    (tmp_path / "t.jsonl").write_text(json.dumps({"id": "a", "images": ["big.png"], "question": "q", "answer": "x",
+                                                  "answer_type": "text"}) + "\n")
+    assert main(["data", "validate", str(tmp_path / "t.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert f"image cannot be read: {tmp_path / 'big.png'}" in err and "decompression bomb" in err
+
+
 # ---- Ctrl-C --------------------------------------------------------------------------------------------------------
 
 

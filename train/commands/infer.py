@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", default="codevl", help="prompt style: codevl, pyvision, codevision, codev")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (engine openai)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    parser.add_argument("--max-retries", type=int, default=5,
+                        help="engine openai: retries of a failed request (connection errors, 429, 5xx) with backoff")
     parser.add_argument("--max-turns", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="per assistant turn")
     parser.add_argument("--max-total-tokens", type=int, default=16384)
@@ -62,7 +64,8 @@ def build_engine(args: argparse.Namespace) -> Any:
 
     if args.engine == "vllm":
         return create_engine("vllm_colocate", args.model, seed=args.seed, dtype=args.dtype)
-    return create_engine("openai", args.model, base_url=args.base_url, api_key_env=args.api_key_env or None)
+    return create_engine("openai", args.model, base_url=args.base_url, api_key_env=args.api_key_env or None,
+                         max_retries=args.max_retries)
 
 
 def check(args: argparse.Namespace) -> Path:
@@ -72,6 +75,7 @@ def check(args: argparse.Namespace) -> Path:
     at_least(args.max_new_tokens, 1, "--max-new-tokens")
     at_least(args.max_total_tokens, 1, "--max-total-tokens")
     at_least(args.temperature, 0, "--temperature")
+    at_least(args.max_retries, 0, "--max-retries")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout}")
     if args.engine == "openai" and not args.base_url:
