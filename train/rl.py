@@ -593,7 +593,7 @@ def run_command(args: argparse.Namespace) -> int:
     except (ConfigError, RewardConfigError, ModelPathError, RunDirError) as exc:
         print(f"codevl rl: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (ConfigError, RewardConfigError)) else 1
-    except (TaskFileError, RLRunError) as exc:
+    except (TaskFileError, RLRunError, FileNotFoundError) as exc:  # a data file named in the config: exit 1, as sft
         print(f"codevl rl: {exc}", file=sys.stderr)
         return 1
     return 0
