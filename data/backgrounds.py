@@ -77,13 +77,13 @@ def background(rng: np.random.Generator, size: tuple[int, int], kind: str | None
             arr = np.broadcast_to(line[:, None, :], (h, w, 3))
         mid = tuple(int(v) for v in line[len(line) // 2])
         worst = base if abs(luminance(base) - 127) < abs(luminance(other) - 127) else other
-        return Image.fromarray(arr.astype(np.uint8)), (mid if abs(luminance(mid) - luminance(worst)) < 60 else worst)
+        return Image.fromarray(arr.astype(np.uint8)), (mid if abs(luminance(mid) - luminance(worst)) < 60 else worst)  # type: ignore[arg-type, return-value]
     if kind == "noise":
         lo = float(rng.uniform(0, 150))
         img = smooth_field(rng, size, cells=int(rng.integers(3, 10)), lo=lo, hi=lo + 100)
         return img, tuple(int(v) for v in np.asarray(img).reshape(-1, 3).mean(0))  # type: ignore[return-value]
     if kind == "stripes" or kind == "checker":
-        other = tuple(int(v) for v in np.clip(np.array(base) + rng.integers(-40, 41, 3), 0, 255))
+        other = tuple(int(v) for v in np.clip(np.array(base) + rng.integers(-40, 41, 3), 0, 255))  # type: ignore[assignment]
         period = int(rng.integers(8, 40))
         yy, xx = np.mgrid[0:h, 0:w]
         if kind == "stripes":

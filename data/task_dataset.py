@@ -144,7 +144,7 @@ def columns_to_tasks(ds: Any, *, image_dir: str | Path, id_prefix: str, question
             cell = row[image]
             paths = [_image_to_path(c, idir, i) for c in (cell if isinstance(cell, list) else [cell])]
             out.append(Task(id=f"{id_prefix}-{i}", images=paths, question=str(row[question]), answer=row[answer],
-                            answer_type=answer_type, choices=row[choices] if choices else None,  # type: ignore[arg-type]
+                            answer_type=answer_type, choices=row[choices] if choices else None,
                             source=source, split="test"))
         except ValidationError as exc:
             first = exc.errors()[0]

@@ -1,4 +1,4 @@
-"""Task files: JSONL of `Task` rows with image paths relative to the file (DESIGN.md, "The data that flows" 1).
+"""Task files: JSONL of `Task` rows with image paths relative to the file (docs/architecture.md, "The data that flows" 1).
 
     tasks = read_tasks("train/tasks.jsonl")                    # raises TaskFileError listing every bad row
     result = read_tasks_report("tasks.jsonl", skip_invalid=True, rejects_path="rejected.jsonl")
@@ -54,8 +54,9 @@ class TaskFileError(ValueError):
         shown = "\n".join(f"  {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         rows = len({p.line for p in problems})
-        hint = hint or ("fix these rows, or read with skip_invalid=True (CLI: --skip-invalid) to leave them out and "
-                        "write them to a rejects file")
+        hint = hint or (f"fix these rows, or set them aside: `codevl data validate {path} --skip-invalid` writes the "
+                        "valid rows to <name>.valid.jsonl and the bad ones to <name>.rejected.jsonl (in Python: "
+                        "skip_invalid=True)")
         super().__init__(f"invalid task file {path}: {len(problems)} problem(s) in {rows} row(s):\n{shown}{more}\n{hint}")
 
 
@@ -137,7 +138,7 @@ def _image_size(file: Path, check: ImageCheck) -> tuple[tuple[int, int] | None, 
             size = im.size
             if check == "decode":
                 im.load()
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         return None, f"image cannot be read: {file}: {exc}"
     return size, None
 

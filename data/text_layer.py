@@ -39,8 +39,8 @@ def measure(lines: Sequence[str], font: Any, *, spacing: int, stroke: int = 0) -
     w = h = 0
     for i, line in enumerate(lines):
         x1, y1, x2, y2 = probe.textbbox((0, 0), line, font=font, stroke_width=stroke)
-        w = max(w, x2)
-        h += (y2 if i == len(lines) - 1 else _line_height(font, stroke) + spacing)
+        w = max(w, x2)  # type: ignore[assignment]
+        h += (y2 if i == len(lines) - 1 else _line_height(font, stroke) + spacing)  # type: ignore[assignment]
     return w, h
 
 

@@ -51,7 +51,7 @@ def transformed_variants(tasks: Iterable[Task], transforms: Sequence[str], image
                 images.append(im.copy())
         for t in transforms:
             paths, sizes = [], []
-            for i, im in enumerate(images):
+            for i, im in enumerate(images):  # type: ignore[assignment]
                 moved = apply_op_pil(im, t)
                 path = out_dir / f"{task.id.replace('/', '_')}-{t}_{i}.png"
                 if not path.exists():

@@ -8,7 +8,7 @@ released file and function it reproduces; docs/rewards.md lists the deliberate d
     breakdowns = rs.score(trajectories)        # also recorded in Trajectory.reward; contract: rewards/breakdown.py
     metrics = reward_metrics(breakdowns)       # reward/<name>/mean and /na_count for every component
 
-No torch, transformers, trl or vllm is imported here (DESIGN.md import direction).
+No torch, transformers, trl or vllm is imported here (docs/architecture.md, import direction).
 """
 
 from rewards.answers import AnswerMatch, AnswerMatchParams, extract_answer, match_answer

@@ -133,7 +133,7 @@ def parse_number(text: str, *, whole: bool = False) -> float | None:
         if m:
             a, b = _to_float(m.group(1)), _to_float(m.group(2))
             if a is not None and b not in (None, 0.0):
-                return a / b  # type: ignore[operator]
+                return a / b
     if whole:
         return None
     found = _NUMBER.findall(s)

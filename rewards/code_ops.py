@@ -1,6 +1,6 @@
 """Static analysis of a code block: which image operations it calls, and where crops look in the input image.
 
-This is the fallback for steps without an operation trace (DESIGN.md, sandbox: "AST parsing of the code is the
+This is the fallback for steps without an operation trace (docs/architecture.md, sandbox: "AST parsing of the code is the
 fallback"); the trace, when present, is what really ran. Operation names follow `sandbox.result`: `crop`,
 `rotate90` (counter-clockwise, PIL `rotate(90)`, `np.rot90(k=1)`), `rotate180`, `rotate270` (clockwise),
 `rotate` (other angles), `flip_h`, `flip_v`, `resize`, and free-form names (`enhance`, `filter`, `threshold`,
@@ -254,7 +254,7 @@ class _Analyzer:
                     if child.optional_vars is not None:
                         self.assign(child.optional_vars, None)
                 elif isinstance(child, ast.excepthandler):
-                    self.block(child.body)
+                    self.block(child.body)  # type: ignore[attr-defined]
 
     # ---- expressions ----------------------------------------------------------------------------------------
 
@@ -301,7 +301,7 @@ class _Analyzer:
                 if result is None:
                     self.op(node, flip, src)
                     return None
-        lo_y, hi_y, lo_x, hi_x = rows.lower, rows.upper, cols.lower, cols.upper  # type: ignore[union-attr]
+        lo_y, hi_y, lo_x, hi_x = rows.lower, rows.upper, cols.lower, cols.upper  # type: ignore[attr-defined]
         if all(v is None for v in (lo_y, hi_y, lo_x, hi_x)):
             return result
         if result is None or result.size is None:
@@ -383,8 +383,8 @@ class _Analyzer:
         if fn == "crop":
             box = _const_seq(_kw(node, "box", 0), 4)
             if box is None and len(node.args) == 4:
-                box = tuple(_const(a) for a in node.args)  # type: ignore[assignment]
-                box = box if all(v is not None for v in box) else None  # type: ignore[union-attr]
+                box = tuple(_const(a) for a in node.args)  # type: ignore[misc]
+                box = box if all(v is not None for v in box) else None
             return self.crop(node, recv, box)  # type: ignore[arg-type]
         if fn == "rotate":
             angle = _const(_kw(node, "angle", 0))
@@ -473,7 +473,7 @@ class _Analyzer:
             self.seen.add(id(node))
             return None
         if fn == "rotate":
-            op = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "")
+            op = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "")  # type: ignore[arg-type]
             if op is None:
                 self.op(node, "rotate", src)
                 return None
@@ -521,7 +521,7 @@ class _Analyzer:
             elif owner in NUMPY and fn in ("rot90", "fliplr", "flipud"):
                 name = {"rot90": G.rot90_op(1), "fliplr": G.array_flip_op({1}), "flipud": G.array_flip_op({0})}[fn]
             elif owner in CV2 and fn == "rotate":
-                name = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "", "rotate")
+                name = _CV2_ROTATE.get(_attr_tail(_kw(node, "rotateCode", 1)) or "", "rotate")  # type: ignore[arg-type]
             elif fn == "transpose" and node.args:
                 name = _TRANSPOSE.get(_attr_tail(node.args[0]) or "")
             if name:

@@ -1,7 +1,7 @@
 """A judge model behind an OpenAI-compatible chat-completions endpoint (vLLM, SGLang, OpenAI, ...).
 
 Used by the TAPO judge-based step reward, the TAPO process score, the faithfulness judge and the optional answer
-judge. Design (REFERENCE.md section 2: required judge servers block users, so the judge must be optional and its
+judge. Design (docs/methods.md, "Pitfalls": required judge servers block users, so the judge must be optional and its
 failures visible):
 
 - `JudgeConfig` (typed, unknown keys rejected) names the endpoint, model, timeouts, retries and cache;
@@ -82,7 +82,7 @@ def image_part(array: np.ndarray, max_side: int = 1024) -> dict[str, Any]:
     im = Image.fromarray(np.ascontiguousarray(array))
     if max(im.size) > max_side:
         scale = max_side / max(im.size)
-        im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.BICUBIC)
+        im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.BICUBIC)  # type: ignore[attr-defined]
     if im.mode not in ("RGB", "L", "RGBA"):
         im = im.convert("RGB")
     buf = io.BytesIO()

@@ -16,7 +16,7 @@
 `batch_metrics(trajectories)` adds those of the recorded breakdowns (`Trajectory.reward`), the CodeV
 faithfulness metrics (`rewards.faithfulness`, correctness taken from the recorded accuracy component when there
 is one) and tool-use monitoring (`tools/calls_mean`, `tools/any_call_rate`, `tools/failed_call_rate`: the
-tool-use collapse REFERENCE.md section 2 warns about shows here first).
+tool-use collapse docs/methods.md, "Pitfalls" warns about shows here first).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def reward_metrics(breakdowns: Sequence[RewardBreakdown | Mapping[str, Any]]) ->
     for key in keys:
         scores = [b.components[key] for b in bs if key in b.components]
         ok = [c.value for c in scores if c.status == "ok" and c.value is not None]
-        if (mean := _mean(ok)) is not None:  # type: ignore[arg-type]
+        if (mean := _mean(ok)) is not None:
             m[f"reward/{key}/mean"] = mean
         steps = [v for c in scores if c.status == "ok" and c.steps for v in c.steps if v is not None]
         if scores and scores[0].scope == "step" and steps:

@@ -73,7 +73,7 @@ class RescoreSummary:
         for c in self.reward_set.components:
             scores = [b.components[c.key] for b in self.breakdowns]
             ok = [s.value for s in scores if s.status == "ok" and s.value is not None]
-            rows.append(ComponentRow(c.key, c.scope, c.weight, sum(ok) / len(ok) if ok else None,  # type: ignore[arg-type]
+            rows.append(ComponentRow(c.key, c.scope, c.weight, sum(ok) / len(ok) if ok else None,
                                      sum(s.contribution for s in scores) / n if n else 0.0,
                                      sum(s.status == "n/a" for s in scores), sum(s.status == "failed" for s in scores), n))
         return rows
@@ -106,7 +106,7 @@ def rescore(path: str | Path, reward_set: RewardSet, out: str | Path | None = No
     for f in files:
         trajs = load_trajectories(f)
         recorded = [t.reward.get("total") for t in trajs if t.reward and "total" in t.reward]
-        summary.recorded_totals += [float(x) for x in recorded]
+        summary.recorded_totals += [float(x) for x in recorded]  # type: ignore[arg-type]
         summary.breakdowns += reward_set.score(trajs, record=True)
         summary.task_ids += [t.task.id for t in trajs]
         if write:

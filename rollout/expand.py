@@ -1,7 +1,7 @@
 """From an unexpanded token sequence plus its images to what a Qwen-VL forward pass takes.
 
 Trajectories keep one `<|image_pad|>` per image (what vLLM takes: it expands placeholders itself, and a prompt
-expanded twice is silently corrupted, REFERENCE.md section 2). The HF engine and the trainer need the expanded
+expanded twice is silently corrupted, docs/methods.md, "Pitfalls"). The HF engine and the trainer need the expanded
 form: each placeholder repeated `grid_t * grid_h * grid_w / merge_size**2` times, plus `pixel_values` and
 `image_grid_thw` from the image processor. `expand_sequence` does that once, and maps per-token arrays (loss mask,
 logprobs, step ids) onto the expanded positions so that image tokens carry no loss.

@@ -8,7 +8,7 @@ batches whatever requests are pending), so there is never a lock-step turn barri
 `Episode` exposes its two phases (`generate`, `act`) so that a lock-step driver can be built from the same parts
 for comparison (`scripts/bench/rollout.py`).
 
-Bookkeeping (DESIGN.md, "The data that flows" 2): with a token engine, the prompt is rendered once by the chat
+Bookkeeping (docs/architecture.md, "The data that flows" 2): with a token engine, the prompt is rendered once by the chat
 template, sampled tokens are appended exactly as sampled (loss mask 1, their logprobs), and the tokens that close
 an assistant turn and open the next are taken from the chat template by difference (`rollout.render`), with loss
 mask 0. Steps: assistant turn k and the observation that answers it are step k; the answer turn carries the index
@@ -108,7 +108,7 @@ class EpisodeRunner:
             assert isinstance(engine, TokenEngine)
             self.renderer = renderer or ChatRenderer(engine.processor or engine.tokenizer)
         else:
-            self.renderer = renderer
+            self.renderer = renderer  # type: ignore[assignment]
         self.timeout_s = limits.code_timeout_s or protocol.default_timeout_s
         self.obs_chars = limits.observation_max_chars or protocol.observation_max_chars
 

@@ -98,5 +98,5 @@ class ScriptedTokenEngine(TokenEngine):
             ids, finish, fired = ids[: sampling.max_new_tokens], "length", None
         body = ids[:-1] if ids and ids[-1] == self.end_id else ids
         out_text, _ = cut_at_stop(self._tokenizer.decode(body, skip_special_tokens=False), sampling.stop)
-        return GenerateOutput(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason=finish, text=out_text,
+        return GenerateOutput(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason=finish, text=out_text,  # type: ignore[arg-type]
                               stop_reason=fired if finish == "stop" else None)

@@ -1,4 +1,4 @@
-"""`Task`: one visual question with its ground truth (DESIGN.md, "The data that flows" 1).
+"""`Task`: one visual question with its ground truth (docs/architecture.md, "The data that flows" 1).
 
 The type lives here, below `rewards` and `data` in the import direction, because all three need it: the episode
 loop reads the question and images, rewards read the ground truth (answer, evidence boxes, required ops), and

@@ -1,7 +1,7 @@
-"""`Trajectory`: what happened when a policy worked on a task, token-exact (DESIGN.md, "The data that flows" 2).
+"""`Trajectory`: what happened when a policy worked on a task, token-exact (docs/architecture.md, "The data that flows" 2).
 
 The token arrays are the source of truth and are appended to by the episode loop as it goes, never rebuilt by
-re-tokenising text afterwards (REFERENCE.md section 2: stop strings cut text but not token ids):
+re-tokenising text afterwards (docs/methods.md, "Pitfalls": stop strings cut text but not token ids):
 
 - `token_ids`: the whole sequence, prompt included, *unexpanded* (one `<|image_pad|>` per image, which is what
   vLLM takes); `rollout.expand` builds the trainer's expanded ids, pixel values and grid sizes from it;
@@ -139,7 +139,7 @@ class Trajectory:
         self.token_ids.extend(ids)
         self.loss_mask.extend([1 if sampled else 0] * len(ids))
         self.step_ids.extend([step] * len(ids))
-        self.logprobs.extend(logprobs if sampled else [0.0] * len(ids))
+        self.logprobs.extend(logprobs if sampled else [0.0] * len(ids))  # type: ignore[arg-type]
         return start, len(self.token_ids)
 
     # ---- reading -----------------------------------------------------------------------------------------

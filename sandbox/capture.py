@@ -194,7 +194,7 @@ def _show(objs: tuple[Any, ...], source: str) -> None:
             if not CURRENT.add(item, source):
                 print(repr(item))
             elif isinstance(item, _figure_types()):
-                plt.close(item)
+                plt.close(item)  # type: ignore[arg-type]
 
 
 def install() -> None:
@@ -225,9 +225,9 @@ def install() -> None:
         out = imshow(self, X, *args, **kwargs)
         try:
             if isinstance(X, Image.Image):
-                out._codevl_region = TRACER.region(X, X.width, X.height)
+                out._codevl_region = TRACER.region(X, X.width, X.height)  # type: ignore[attr-defined]
             elif isinstance(X, np.ndarray) and X.ndim >= 2 and TRACER.consume(X, "matplotlib.axes.Axes.imshow"):
-                out._codevl_region = TRACER.region(X, X.shape[1], X.shape[0])
+                out._codevl_region = TRACER.region(X, X.shape[1], X.shape[0])  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001
             TRACER.errors += 1
         return out

@@ -88,7 +88,7 @@ class Interpreter:
         self._helpers = {"show": C.show, "display": C.display}
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.signal(signal.SIGXCPU, _on_xcpu)
-        sys.stdout = sys.stderr = _Null()  # type: ignore[assignment]
+        sys.stdout = sys.stderr = _Null()
 
     def _restore_builtins(self) -> None:
         if builtins.__dict__ != self._builtins:
@@ -99,7 +99,7 @@ class Interpreter:
         self._restore_builtins()
         sys.settrace(None)
         sys.setprofile(None)
-        threading.settrace(None)  # type: ignore[arg-type]
+        threading.settrace(None)
         for k, v in self._helpers.items():
             self.ns.setdefault(k, v)
         signal.signal(signal.SIGALRM, _on_alarm)
@@ -123,14 +123,14 @@ class Interpreter:
         notes: list[str] = []
         t0 = time.perf_counter()
         timed_out = False
-        sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+        sys.stdout, sys.stderr = out, err
         try:
             signal.setitimer(signal.ITIMER_REAL, max(timeout_s, 0.001))
             try:
                 tree = ast.parse(code, filename=name, mode="exec")
                 last = None
                 if tree.body and isinstance(tree.body[-1], ast.Expr):
-                    last = ast.Expression(tree.body.pop().value)
+                    last = ast.Expression(tree.body.pop().value)  # type: ignore[attr-defined]
                 exec(compile(tree, name, "exec"), self.ns)  # noqa: S102 - this is the sandbox
                 if last is not None:
                     value = eval(compile(last, name, "eval"), self.ns)  # noqa: S307
@@ -160,7 +160,7 @@ class Interpreter:
             status = "error"
             error = self._error(exc, name)
         finally:
-            sys.stdout = sys.stderr = _Null()  # type: ignore[assignment]
+            sys.stdout = sys.stderr = _Null()
             self._restore_builtins()  # the sandbox's own code below needs them intact
             sys.settrace(None)
             sys.setprofile(None)

@@ -47,7 +47,7 @@ class CappedStream(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
-    def write(self, s: str) -> int:  # type: ignore[override]
+    def write(self, s: str) -> int:
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
         n = len(s)

@@ -42,7 +42,7 @@ class WorkerProcess:
             return True
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(self.pidfd, lambda: fut.done() or fut.set_result(None))
+        loop.add_reader(self.pidfd, lambda: fut.done() or fut.set_result(None))  # type: ignore[func-returns-value]
         try:
             await asyncio.wait_for(fut, timeout_s)
             return True

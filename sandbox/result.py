@@ -1,4 +1,4 @@
-"""What one code block did: `ExecResult`, the sandbox's only output type (DESIGN.md, "The data that flows" 3).
+"""What one code block did: `ExecResult`, the sandbox's only output type (docs/architecture.md, "The data that flows" 3).
 
 Failures are data: a timeout, a crash, a memory or output limit hit all come back as an `ExecResult` with the
 matching `status`, never as an exception into the caller. Other packages (rollout, rewards, data) read these
@@ -87,7 +87,7 @@ class ImageRegion:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ImageRegion:
-        return cls(input_index=int(d["input_index"]), box=tuple(float(v) for v in d["box"]), ops=list(d["ops"]))
+        return cls(input_index=int(d["input_index"]), box=tuple(float(v) for v in d["box"]), ops=list(d["ops"]))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -144,7 +144,7 @@ class OpRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OpRecord:
         box = tuple(float(v) for v in d["box"]) if d.get("box") is not None else None
-        return cls(op=d["op"], api=d["api"], input_index=d.get("input_index"), box=box, params=d.get("params", {}))
+        return cls(op=d["op"], api=d["api"], input_index=d.get("input_index"), box=box, params=d.get("params", {}))  # type: ignore[arg-type]
 
 
 @dataclass

@@ -267,7 +267,7 @@ def _sealed_memfd(arr: np.ndarray) -> int:
 
     fd = os.memfd_create("codevl-input", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
-        view = memoryview(np.ascontiguousarray(arr)).cast("B")
+        view = memoryview(np.ascontiguousarray(arr)).cast("B")  # type: ignore[arg-type]
         done = 0
         while done < len(view):
             done += os.write(fd, view[done:])

@@ -75,7 +75,7 @@ class Tracer:
             self._reg.pop(key, None)
             return
         try:
-            ref = weakref.ref(obj, lambda _r, k=key: self._forget(k))
+            ref = weakref.ref(obj, lambda _r, k=key: self._forget(k))  # type: ignore[misc]
         except TypeError:
             return
         self._reg[key] = (ref, prov)
@@ -185,7 +185,7 @@ class Tracer:
         """The ops of this view are in the trace already (do not record them again when it is consumed)."""
         key = id(view)
         try:
-            self._recorded_views[key] = weakref.ref(view, lambda _r, k=key: self._recorded_views.pop(k, None))
+            self._recorded_views[key] = weakref.ref(view, lambda _r, k=key: self._recorded_views.pop(k, None))  # type: ignore[misc]
         except TypeError:
             pass
 
@@ -255,7 +255,7 @@ def _called_from_user_code() -> bool:
     that libraries perform internally (matplotlib flipping arrays while drawing, ...) are not the model's."""
     f = sys._getframe(2)
     while f is not None and f.f_code.co_filename.startswith(_PACKAGE_DIR):
-        f = f.f_back
+        f = f.f_back  # type: ignore[assignment]
     return f is not None and f.f_code.co_filename.startswith("<cell ")
 
 

@@ -50,7 +50,7 @@ def _warp_name(src: np.ndarray, M: Any = None, *a: Any, **k: Any) -> str:
     if rel is None:
         return "affine"
     name = G.orientation_name(rel)
-    return {None: "affine"}.get(name, name)  # type: ignore[arg-type]
+    return {None: "affine"}.get(name, name)  # type: ignore[arg-type, return-value]
 
 
 def _subpix_rel(src: np.ndarray, out: np.ndarray, patchSize: Any = None, center: Any = None, *a: Any, **k: Any) -> G.Affine:
@@ -137,7 +137,7 @@ def install() -> None:
     """Patch OpenCV's module functions (idempotent)."""
     for name, (op, rel) in GEOMETRIC.items():
         _wrap(name, op, rel)
-    for name, op in PIXELWISE.items():
+    for name, op in PIXELWISE.items():  # type: ignore[assignment]
         if op is not None:
             _wrap(name, op, None)
     for name in DRAWING:

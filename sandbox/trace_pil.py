@@ -153,7 +153,7 @@ def _border_rel(image: Image.Image, out: Image.Image, border: Any = 0, *args: An
 
 
 def _expand_rel(image: Image.Image, out: Image.Image, border: Any = 0, *args: Any, **kwargs: Any) -> G.Affine | None:
-    left, top = _border_rel(image, out, border)[2], _border_rel(image, out, border)[5]
+    left, top = _border_rel(image, out, border)[2], _border_rel(image, out, border)[5]  # type: ignore[index]
     return G.crop(-left, -top)
 
 

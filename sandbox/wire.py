@@ -55,7 +55,7 @@ def encode(msg: dict[str, Any], blobs: list[np.ndarray] = ()) -> list[bytes | me
     body["blobs"] = [list(a.shape) for a in arrays]
     data = json.dumps(body, separators=(",", ":"), allow_nan=True).encode()
     total = sum(a.nbytes for a in arrays)
-    return [HEADER.pack(MAGIC, len(data), total) + data, *(memoryview(a).cast("B") for a in arrays)]
+    return [HEADER.pack(MAGIC, len(data), total) + data, *(memoryview(a).cast("B") for a in arrays)]  # type: ignore[arg-type]
 
 
 def send(sock: socket.socket, msg: dict[str, Any], blobs: list[np.ndarray] = ()) -> None:  # type: ignore[assignment]
@@ -139,7 +139,7 @@ def recv(sock: socket.socket, limits: FrameLimits) -> tuple[dict[str, Any], list
 
 async def _arecv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> np.ndarray:
     buf = np.empty(n, dtype=np.uint8)  # not a bytearray: no zero-filling of what is overwritten at once
-    view = memoryview(buf)
+    view = memoryview(buf)  # type: ignore[arg-type]
     got = 0
     while got < n:
         k = await loop.sock_recv_into(sock, view[got:])

@@ -66,7 +66,7 @@ def warm_up() -> dict[str, Any]:
     plt.title("warm")
     capture.figure_to_array(fig)
     plt.close(fig)
-    import sandbox.interpreter  # noqa: F401
+    import sandbox.interpreter
     import sandbox.worker  # noqa: F401
 
     import gc

@@ -118,11 +118,11 @@ class ZygoteProcess:
         self.alive = False
         with self._lock:
             pending, self._pending = self._pending, {}
-            waiters, self._exit_waiters = self._exit_waiters, {}
+            waiters, self._exit_waiters = self._exit_waiters, {}  # type: ignore[assignment]
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(SandboxUnavailableError("the sandbox's warm parent died"))
-        for ws in waiters.values():
+        for ws in waiters.values():  # type: ignore[attr-defined]
             for w in ws:
                 if not w.done():
                     w.set_result(-1)

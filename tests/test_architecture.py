@@ -1,4 +1,4 @@
-"""Guards for DESIGN.md's contracts: import direction, no heavy imports where forbidden, packages resolve here."""
+"""Guards for the contracts of docs/architecture.md: import direction, no heavy imports where forbidden, packages resolve here."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_import_direction_and_forbidden_imports() -> None:
             for line, name in _imports(path):
                 rel = path.relative_to(ROOT)
                 if name in PACKAGES and name != pkg and name not in ALLOWED_INTERNAL[pkg]:
-                    problems.append(f"{rel}:{line}: {pkg} must not import {name} (DESIGN.md import direction)")
+                    problems.append(f"{rel}:{line}: {pkg} must not import {name} (docs/architecture.md import direction)")
                 if name in FORBIDDEN_EXTERNAL[pkg]:
                     problems.append(f"{rel}:{line}: {pkg} must not import {name}")
     assert not problems, "\n".join(problems)

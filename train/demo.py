@@ -32,7 +32,7 @@ from typing import Any
 
 from train.config import load_config, save_resolved
 from train.config.demo import DemoConfig
-from train.config.loader import resolve_path
+from train.config.loader import project_path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("base", "sft", "rl")
@@ -75,7 +75,7 @@ def evaluate_stage(cfg: DemoConfig, out: Path, name: str, model_dir: Path, eval_
         f"model.name_or_path={model_dir}", "model.dtype=float32", "model.attn_implementation=eager",
         "model.device=cpu", f"model.name=demo-{name}", f"data.tasks={eval_file}", "data.name=demo_heldout",
         f"limits.max_turns={e.max_turns}", f"limits.max_new_tokens_per_turn={e.max_new_tokens_per_turn}",
-        f"limits.max_total_tokens={e.max_total_tokens}", "sampling.temperature=0", f"rewards={resolve_path(cfg.rewards)}"])
+        f"limits.max_total_tokens={e.max_total_tokens}", "sampling.temperature=0", f"rewards={str(project_path(cfg.rewards))}"])
     return evaluate(ecfg, pool=pool, restart=True, progress=True)
 
 
@@ -95,7 +95,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda s: None) -> di
 
     out = Path(cfg.output_dir)
     save_resolved(cfg, out)
-    rewards_path = resolve_path(cfg.rewards)
+    rewards_path = str(project_path(cfg.rewards))
     load_reward_set(rewards_path)  # a bad reward file fails before any work
     protocol = get_protocol(cfg.protocol)
     timings: dict[str, float] = {}

@@ -168,7 +168,7 @@ def _gathered(*params: torch.Tensor | None) -> AbstractContextManager[Any]:
     import deepspeed
     from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
 
-    todo = [p for p in live.values() if p.ds_status != ZeroParamStatus.AVAILABLE]
+    todo = [p for p in live.values() if p.ds_status != ZeroParamStatus.AVAILABLE]  # type: ignore[attr-defined]
     return deepspeed.zero.GatheredParameters(todo) if todo else nullcontext()
 
 
@@ -217,8 +217,7 @@ class _ChunkedLogprobs(torch.autograd.Function):
         return logp, ent
 
     @staticmethod
-    def backward(ctx: Any, g_logp: torch.Tensor | None,  # type: ignore[override]
-                 g_ent: torch.Tensor | None) -> tuple[Any, ...]:
+    def backward(ctx: Any, g_logp: torch.Tensor | None, g_ent: torch.Tensor | None) -> tuple[Any, ...]:
         hidden, weight, bias, targets, lse, ent = ctx.saved_tensors
         if not ctx.with_entropy:
             g_ent = None

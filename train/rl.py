@@ -41,7 +41,7 @@ import numpy as np
 
 from rollout.trajectory import Trajectory, save_trajectories
 from train.config import ConfigError, load_config, resolved_yaml, save_resolved
-from train.config.loader import resolve_path
+from train.config.loader import project_path
 from train.config.rl import RLConfig
 from train.rl_batch import StepBatch, exclusion
 from train.run_files import MetricsLog, RunDirError, check_same_config, latest_checkpoint
@@ -92,8 +92,8 @@ class RLTrainer:
         if B % world:
             raise ConfigError(f"train.prompts_per_step ({B}) must be divisible by the number of processes ({world})")
         check_same_config(self.run_dir, _plain(cfg), ignore=RESUME_MAY_CHANGE)
-        tasks = [t for f in cfg.data.train_files for t in read_tasks(resolve_path(f))]
-        self.reward_set = load_reward_set(resolve_path(cfg.rewards))
+        tasks = [t for f in cfg.data.train_files for t in read_tasks(str(project_path(f)))]
+        self.reward_set = load_reward_set(str(project_path(cfg.rewards)))
         self.protocol = get_protocol(cfg.rollout.protocol)
         set_seed(cfg.run.seed)
         model, self.processor = load_model(cfg.model)
@@ -198,14 +198,14 @@ class RLTrainer:
             scored = self.reward_set.score(new)
             trajs += new
             breakdowns += scored
-            candidates += list(dict.fromkeys(t.group_id for t in new))
+            candidates += list(dict.fromkeys(t.group_id for t in new))  # type: ignore[misc]
             valid = [exclusion(t, b, a.mask_truncated) is None for t, b in zip(new, scored, strict=True)]
-            informative |= informative_groups([b.total for b in scored], [t.group_id for t in new], valid)
+            informative |= informative_groups([b.total for b in scored], [t.group_id for t in new], valid)  # type: ignore[arg-type]
             rounds += 1
-            have = len(fill_groups(candidates, informative, need)) if a.filter_all_equal_groups else need
+            have = len(fill_groups(candidates, informative, need)) if a.filter_all_equal_groups else need  # type: ignore[arg-type]
             if self._global_min(have) >= need or rounds > a.max_refill_rounds:
                 break
-        keep = set(fill_groups(candidates, informative, need)) if a.filter_all_equal_groups else set(candidates)
+        keep = set(fill_groups(candidates, informative, need)) if a.filter_all_equal_groups else set(candidates)  # type: ignore[arg-type]
         excluded = [exclusion(t, b, a.mask_truncated) or (None if t.group_id in keep else "group_filtered")
                     for t, b in zip(trajs, breakdowns, strict=True)]
         return StepBatch(trajs, breakdowns, excluded, len(set(candidates) - keep), rounds)
@@ -274,7 +274,7 @@ class RLTrainer:
                     share += m.pop("loss_share")
                     w = float(sum(s.num_loss_tokens for s in mb))
                     for key, v in m.items():
-                        stats[key] += v * w
+                        stats[key] += v * w  # type: ignore[assignment]
                     weight += w
                 # this process's share of the mini-batch loss; their mean over processes is the loss
                 losses.append(share)
@@ -550,13 +550,13 @@ def run_command(args: argparse.Namespace) -> int:
     from train.model.paths import ModelPathError
 
     try:
-        cfg = load_config(RLConfig, resolve_path(args.config), args.overrides)
+        cfg = load_config(RLConfig, str(project_path(args.config)), args.overrides)
         if args.dry_run:
             from data import read_tasks
             from rewards import load_reward_set
 
-            n = sum(len(read_tasks(resolve_path(f))) for f in cfg.data.train_files)
-            rs = load_reward_set(resolve_path(cfg.rewards))
+            n = sum(len(read_tasks(str(project_path(f)))) for f in cfg.data.train_files)
+            rs = load_reward_set(str(project_path(cfg.rewards)))
             print(resolved_yaml(cfg), end="")
             print(f"# {n} tasks; reward set {rs.name!r}: {', '.join(c.key for c in rs)}")
             return 0

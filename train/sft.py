@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from train.config import ConfigError, load_config, resolved_yaml, save_resolved
-from train.config.loader import resolve_path
+from train.config.loader import project_path
 from train.config.sft import DataFile, SFTConfig
 from train.run_files import MetricsLog, RunDirError, check_same_config, latest_checkpoint
 
@@ -66,7 +66,7 @@ def build_datasets(cfg: SFTConfig, processor: Any) -> tuple[Any, Any | None, dic
     d = cfg.data
 
     def index(files: Sequence[DataFile]) -> list[tuple[DataFile, list[Any]]]:
-        return [(f, index_file(resolve_path(f.path), processor, renderer, max_length=d.max_length, overlong=d.overlong,
+        return [(f, index_file(str(project_path(f.path)), processor, renderer, max_length=d.max_length, overlong=d.overlong,
                                protocol=d.protocol, report=report)) for f in files]
 
     rng = random.Random(cfg.run.seed)
@@ -295,7 +295,7 @@ def run_command(args: argparse.Namespace) -> int:
     from train.sft_dataset import SFTDataError
 
     try:
-        cfg = load_config(SFTConfig, resolve_path(args.config), args.overrides)
+        cfg = load_config(SFTConfig, str(project_path(args.config)), args.overrides)
         if args.dry_run:
             from train.model.processor import load_processor
 

@@ -139,7 +139,7 @@ def _lora_unit(layer: Any, prefix: str) -> _Unit:
             return w
         out = w.float()
         for a in adapters:
-            delta = layer.lora_B[a].weight.data.float() @ layer.lora_A[a].weight.data.float()
+            delta = layer.lora_B[a].weight.data.float() @ layer.lora_A[a].weight.data.float()  # type: ignore[operator]
             if layer.fan_in_fan_out:
                 delta = delta.T
             out = out + delta * float(layer.scaling[a])
@@ -163,15 +163,15 @@ def _units(module: Any, prefix: str, seen: set[int]) -> Iterator[_Unit]:
             yield unit
         return
     if from_peft is not None and isinstance(module, from_peft[1]):  # modules_to_save: push the trained copy
-        active = [] if module.disable_adapters else list(module.active_adapters)
-        inner = module.modules_to_save[active[0]] if active and active[0] in module.modules_to_save \
-            else module.original_module
+        active = [] if module.disable_adapters else list(module.active_adapters)  # type: ignore[attr-defined]
+        saved: Any = module.modules_to_save  # type: ignore[attr-defined]
+        inner = saved[active[0]] if active and active[0] in saved else module.original_module  # type: ignore[attr-defined]
         yield from _units(inner, prefix, seen)
         return
     own = [(n, p) for n, p in module.named_parameters(recurse=False) if id(p) not in seen]
     if own:
         seen.update(id(p) for _, p in own)
-        yield _Unit([p for _, p in own], [(f"{prefix}{n}", (lambda p=p: p.data), p) for n, p in own])
+        yield _Unit([p for _, p in own], [(f"{prefix}{n}", (lambda p=p: p.data), p) for n, p in own])  # type: ignore[misc]
     for child_name, child in module.named_children():
         yield from _units(child, f"{prefix}{child_name}.", seen)
 

@@ -14,6 +14,17 @@ is recomputed from `episodes.jsonl` at the end of every run, from the JSON rows 
 
 A restart must use the same teacher, protocol, rules and reward set as the folder was started with (recorded in
 `curation.json`): mixing them would mix data of different formats; a mismatch is an error saying what differs.
+A restart with a task list that lacks tasks already done in the folder (another task file, a smaller `--limit`) is
+an error too, since `sft.jsonl` would silently lose their kept rows; `merge=True` keeps them (the selection then
+runs over every episode in the folder).
+
+An episode that ended in `engine_error` or `sandbox_error` is a failure of the teacher or the sandbox, not an
+answer: its task is not committed (it runs again on the next start), the failures are counted in the report with
+the first error message, and a run stops after a first batch in which every episode failed this way (an
+unreachable teacher), so that nothing is marked done that was never answered.
+
+An interruption (Ctrl-C) keeps every committed batch and rebuilds `sft.jsonl` and `report.json` from them before
+the KeyboardInterrupt goes on.
 """
 
 from __future__ import annotations
@@ -40,6 +51,12 @@ DONE = "done.txt"
 SFT = "sft.jsonl"
 REPORT = "report.json"
 SETTINGS = "curation.json"
+# Finish reasons that mean the teacher or the sandbox failed: no answer was given, the task must run again.
+FAILED_FINISH = ("engine_error", "sandbox_error")
+
+
+class CurationError(ValueError):
+    """The output folder cannot be continued with these settings or tasks; the message says what differs."""
 
 
 @dataclass
@@ -57,13 +74,20 @@ class CurationReport:
     first_reason: Counter[str] = field(default_factory=Counter)  # the first failed check per dropped episode
     selection_drops: Counter[str] = field(default_factory=Counter)  # duplicate / max_per_task / balance
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)  # type -> episodes / passed / kept
+    tasks_failed: int = 0  # tasks left undone because an episode ended in engine_error / sandbox_error
+    failed_episodes: Counter[str] = field(default_factory=Counter)  # finish reason -> episodes
+    first_failure: str | None = None  # the first such episode's error message
+    stopped_early: bool = False  # the first batch failed entirely: the run stopped instead of trying every task
 
     def to_dict(self) -> dict[str, Any]:
         return {"out_dir": self.out_dir, "tasks_total": self.tasks_total, "tasks_done_before": self.tasks_done_before,
                 "tasks_run": self.tasks_run, "episodes": self.episodes, "passed_checks": self.passed,
                 "kept": self.kept, "dropped_by_first_failed_check": dict(self.first_reason),
                 "failed_checks": dict(self.check_failures), "dropped_by_selection": dict(self.selection_drops),
-                "by_type": self.by_type, "files": {"sft": SFT, "episodes": EPISODES, "report": REPORT}}
+                "by_type": self.by_type, "tasks_failed": self.tasks_failed,
+                "failed_episodes": dict(self.failed_episodes), "first_failure": self.first_failure,
+                "stopped_early": self.stopped_early,
+                "files": {"sft": SFT, "episodes": EPISODES, "report": REPORT}}
 
     def summary(self) -> str:
         lines = [f"curation in {self.out_dir}: {self.tasks_total} tasks ({self.tasks_done_before} done before, "
@@ -75,6 +99,11 @@ class CurationReport:
             lines.append("  dropped by selection: " + ", ".join(f"{k} {v}" for k, v in self.selection_drops.most_common()))
         for typ, c in sorted(self.by_type.items()):
             lines.append(f"  {typ}: {c['episodes']} episodes, {c['passed']} passed, {c['kept']} kept")
+        if self.tasks_failed:
+            why = ", ".join(f"{k} {v}" for k, v in self.failed_episodes.most_common())
+            stop = "; stopped after the first batch failed entirely" if self.stopped_early else ""
+            lines.append(f"  NOT DONE: {self.tasks_failed} task(s) whose episodes failed ({why}{stop}); first error: "
+                         f"{self.first_failure}; re-run the same command to retry them")
         return "\n".join(lines)
 
 
@@ -94,8 +123,8 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     diff = [k for k in settings if before.get(k) != settings[k]]
     if diff:
         details = "; ".join(f"{k}: was {before.get(k)!r}, now {settings[k]!r}" for k in diff)
-        raise ValueError(f"{out} was started with other settings ({details}); resume with the same settings or use a "
-                         "new output folder")
+        raise CurationError(f"{out} was started with other settings ({details}); resume with the same settings or "
+                            "use a new output folder")
 
 
 def _committed(out: Path) -> set[str]:
@@ -143,7 +172,7 @@ async def curate_async(tasks: Sequence[Task], teacher: Any, out_dir: str | Path,
                        limits: Any = None, reward_set: Any = None, rules: CurationRules | None = None,
                        batch_size: int = 16, max_per_task: int | None = 1, balance_by: BalanceBy = "task_type",
                        max_per_type: int | None = None, balance: Literal["none", "equal"] = "none", seed: int = 0,
-                       progress: bool = True) -> CurationReport:
+                       progress: bool = True, merge: bool = False) -> CurationReport:
     """See the module docstring."""
     from rewards import reward_set_from_config
     from rollout.loop import EpisodeLimits
@@ -159,6 +188,12 @@ async def curate_async(tasks: Sequence[Task], teacher: Any, out_dir: str | Path,
         raise ValueError(f"task id {dup!r} appears more than once; curation tracks progress by task id")
     _check_settings(out, _settings(teacher, protocol, rules, reward_set))
     done = _committed(out)
+    others = done - set(ids)
+    if others and not merge:
+        raise CurationError(
+            f"{out} already holds {len(others)} curated task(s) that are not in this task list (e.g. "
+            f"{sorted(others)[0]!r}): it was started with another task file or --limit, and rebuilding sft.jsonl from "
+            "this list would drop their kept trajectories. Use a new --out, or pass --merge to keep them")
     todo = [t for t in tasks if t.id not in done]
     report = CurationReport(out_dir=str(out), tasks_total=len(tasks), tasks_done_before=len(tasks) - len(todo))
     bar = None
@@ -167,30 +202,55 @@ async def curate_async(tasks: Sequence[Task], teacher: Any, out_dir: str | Path,
 
         bar = tqdm(total=len(tasks), initial=report.tasks_done_before, desc=f"curate ({teacher.name})", unit="task")
     store = ImageStore(out)
+    selection: dict[str, Any] = dict(max_per_task=max_per_task, balance_by=balance_by, max_per_type=max_per_type,
+                                     balance=balance, seed=seed, task_ids=None if merge else set(ids))
     try:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             trajs = await teacher.run(batch, protocol=protocol, pool=pool, limits=limits)
-            _score(trajs, reward_set, rules)
-            _append(out / EPISODES, "".join(json.dumps(t.to_dict(store)) + "\n" for t in trajs))
-            _append(out / DONE, "".join(t.id + "\n" for t in batch))
-            report.tasks_run += len(batch)
+            failed = _failed_tasks(trajs, report)
+            ok = [t for t in trajs if t.task.id not in failed]
+            _score(ok, reward_set, rules)
+            _append(out / EPISODES, "".join(json.dumps(t.to_dict(store)) + "\n" for t in ok))
+            _append(out / DONE, "".join(t.id + "\n" for t in batch if t.id not in failed))
+            report.tasks_run += len(batch) - len(failed)
+            report.tasks_failed += len(failed)
             if bar is not None:
                 bar.update(len(batch))
+            if failed and len(failed) == len(batch) and report.tasks_run == 0:
+                report.stopped_early = True
+                report.tasks_failed += len(todo) - start - len(batch)
+                break
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _finish(out, report, **selection)  # what was committed before the interruption is kept, and selected
+        raise
     finally:
         if bar is not None:
             bar.close()
-    _finish(out, report, max_per_task=max_per_task, balance_by=balance_by, max_per_type=max_per_type,
-            balance=balance, seed=seed, task_ids=set(ids))
+    _finish(out, report, **selection)
     return report
 
 
-def _finish(out: Path, report: CurationReport, *, task_ids: set[str], **selection: Any) -> None:
+def _failed_tasks(trajs: Sequence[Trajectory], report: CurationReport) -> set[str]:
+    """Ids of tasks with an episode that ended in engine_error / sandbox_error (counted in `report`)."""
+    failed = set()
+    for t in trajs:
+        reason = getattr(t.finish_reason, "value", t.finish_reason)
+        if reason in FAILED_FINISH:
+            failed.add(t.task.id)
+            report.failed_episodes[str(reason)] += 1
+            if report.first_failure is None:
+                report.first_failure = t.error or str(reason)
+    return failed
+
+
+def _finish(out: Path, report: CurationReport, *, task_ids: set[str] | None, **selection: Any) -> None:
+    """Select from the committed episodes (of `task_ids`; all when None) and write sft.jsonl and report.json."""
     rows, lines = [], []
     if (out / EPISODES).exists():
         for line in (out / EPISODES).read_text().splitlines():
             row = json.loads(line)
-            if row["task"]["id"] in task_ids:
+            if task_ids is None or row["task"]["id"] in task_ids:
                 rows.append(row)
                 lines.append(line)
     passed = [i for i, r in enumerate(rows) if r["metadata"].get("curation", {}).get("passed")]
@@ -199,7 +259,7 @@ def _finish(out: Path, report: CurationReport, *, task_ids: set[str], **selectio
     report.episodes, report.passed, report.kept = len(rows), len(passed), len(chosen)
     by_type: dict[str, dict[str, int]] = {}
     balance_by = selection.get("balance_by", "task_type")
-    for i, r in enumerate(rows):
+    for r in rows:
         typ = type_of(r, balance_by)
         c = by_type.setdefault(typ, {"episodes": 0, "passed": 0, "kept": 0})
         c["episodes"] += 1
@@ -214,8 +274,11 @@ def _finish(out: Path, report: CurationReport, *, task_ids: set[str], **selectio
     report.by_type = by_type
     report.selection_drops = Counter(dropped.values())
     tmp = out / (SFT + ".tmp")
-    tmp.write_text("".join(lines[i] + "\n" for i in chosen))
-    tmp.replace(out / SFT)
+    try:
+        tmp.write_text("".join(lines[i] + "\n" for i in chosen))
+        tmp.replace(out / SFT)
+    finally:
+        tmp.unlink(missing_ok=True)
     (out / REPORT).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
 
 

@@ -60,8 +60,8 @@ class Sample:
 
     def to_task(self, task_id: str, image_paths: list[str], *, source: str, split: str) -> Task:
         return Task(id=task_id, images=image_paths, question=self.question, answer=self.answer,
-                    answer_type=self.answer_type, choices=self.choices, evidence=self.evidence,  # type: ignore[arg-type]
-                    required_ops=self.required_ops, source=source, split=split,  # type: ignore[arg-type]
+                    answer_type=self.answer_type, choices=self.choices, evidence=self.evidence,
+                    required_ops=self.required_ops, source=source, split=split,
                     metadata=self.metadata)
 
 
@@ -143,6 +143,14 @@ def _init_worker(name: str, config: dict[str, Any], seed: int, out_dir: str) -> 
     _WORKER["out"] = Path(out_dir)
 
 
+def _init_pool_worker(name: str, config: dict[str, Any], seed: int, out_dir: str) -> None:
+    """A pool worker leaves Ctrl-C to the parent, which stops the pool and cleans up (no worker tracebacks)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(name, config, seed, out_dir)
+
+
 def _work(index: int) -> dict[str, Any]:
     from data.task_file import task_row
 
@@ -161,7 +169,7 @@ def _rows(name: str, config: dict[str, Any], seed: int, out_dir: Path, indices: 
             yield _work(i)
         return
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(name, config, seed, str(out_dir))) as pool:
+    with ctx.Pool(workers, initializer=_init_pool_worker, initargs=(name, config, seed, str(out_dir))) as pool:
         yield from pool.imap(_work, indices, chunksize=max(1, min(16, len(indices) // (workers * 8) or 1)))
 
 

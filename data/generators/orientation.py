@@ -98,7 +98,7 @@ class OrientationGenerator(Generator):
             k = int(rng.integers(len(lines)))
             q = f"What number is written after {labels[k]}? Answer with the number only."
             return lines, k, q, float(values[k]), "number", None
-        words = set()
+        words = set()  # type: ignore[var-annotated]
         while len(words) < 4:
             words.add(random_word(rng))
         options = sorted(words)
@@ -149,7 +149,7 @@ class OrientationGenerator(Generator):
             given, box, required = upright, up_box, []
         else:
             given = apply_op_pil(upright, transform)
-            box = tuple(int(v) for v in map_box(up_box, transform, size))
+            box = tuple(int(v) for v in map_box(up_box, transform, size))  # type: ignore[assignment]
             required = [inverse(transform)]
         if ev_line < 0:
             label = "the text"

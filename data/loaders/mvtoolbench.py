@@ -125,7 +125,7 @@ class MVToolBenchLoader(Loader):
             tasks.append(Task(
                 id=f"mvtoolbench-{_get(item, 'id') if _get(item, 'id') is not None else n}",
                 images=[str(image.resolve())], question=str(question), answer=answer,
-                answer_type="choice" if choices else "text", choices=choices, evidence=evidence,  # type: ignore[arg-type]
-                required_ops=list(dict.fromkeys(required)), source="mvtoolbench", split="test",  # type: ignore[arg-type]
+                answer_type="choice" if choices else "text", choices=choices, evidence=evidence,
+                required_ops=list(dict.fromkeys(required)), source="mvtoolbench", split="test",
                 metadata={"transform": transform or "none", "task_type": "mvtoolbench"}))
         return tasks

@@ -77,7 +77,7 @@ class VLMsAreBlindLoader(Loader):
                 meta = {"raw": meta_raw}
             image = write_image_bytes(image_cell_bytes(row["image"]), out_dir)
             out.append(Task(id=f"vlmsareblind-{_slug(row['task'])}-{i}", images=[image], question=str(row["prompt"]),
-                            answer=answer, answer_type=atype, source="vlmsareblind", split="test",  # type: ignore[arg-type]
+                            answer=answer, answer_type=atype, source="vlmsareblind", split="test",
                             metadata={"task": row["task"], "task_type": "vlmsareblind", "generation": meta,
                                       "groundtruth": str(row["groundtruth"])}))
             n += 1

@@ -74,7 +74,7 @@ class VStarLoader(Loader):
             tasks.append(Task(
                 id=f"vstar-{row['category']}-{row['question_id']}", images=[str(image.resolve())],
                 question=row["text"], answer=row["label"], answer_type="choice", choices=choices or None,
-                evidence=evidence, required_ops=["crop"] if (require_crop and evidence) else [],  # type: ignore[arg-type]
+                evidence=evidence, required_ops=["crop"] if (require_crop and evidence) else [],
                 source="vstar", split="test",
                 metadata={"category": row["category"], "question_id": row["question_id"], "task_type": "vstar",
                           "image_size": list(size), "target_object": ann.get("target_object")}))

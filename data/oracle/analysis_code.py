@@ -80,6 +80,6 @@ FINDING = {
 def analysis_code(task: Task, var: str) -> str:
     kind = task.metadata.get("symbolic_kind")
     try:
-        return _CODE[kind](task, var)
+        return _CODE[kind](task, var)  # type: ignore[index]
     except KeyError:
         raise ValueError(f"no analysis code for symbolic kind {kind!r}; known: {', '.join(_CODE)}") from None

@@ -1,4 +1,4 @@
-"""The generation-engine interface: one small async API, token-in/token-out with images (DESIGN.md, rollout).
+"""The generation-engine interface: one small async API, token-in/token-out with images (docs/architecture.md, rollout).
 
 Two kinds of engine drive the episode loop:
 

@@ -125,7 +125,7 @@ class MicroBatcher(Generic[Req, Out]):
                     outs = await asyncio.get_running_loop().run_in_executor(self.executor, self._run_batch, reqs)
                 if len(outs) != len(live):
                     raise RuntimeError(f"{self.name}: backend returned {len(outs)} outputs for {len(live)} requests")
-            except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
+            except BaseException as exc:
                 for _, f in live:
                     if not f.done():
                         f.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))

@@ -8,7 +8,7 @@ Concurrent requests are batched (`MicroBatcher`): left padding, one `model.gener
 own thread (bound to the model's CUDA device: `rollout.engines.device_thread`), so the event loop keeps running
 sandbox work meanwhile. Prompts arrive unexpanded and are expanded here with the
 model's own image processor (`rollout.expand`). Image/video placeholder and vision-boundary tokens are suppressed
-so the policy can never sample them (REFERENCE.md section 2). Logprobs are `log_softmax(logits / temperature)` of
+so the policy can never sample them (docs/methods.md, "Pitfalls"). Logprobs are `log_softmax(logits / temperature)` of
 the sampled token over the full vocabulary, before top-p/top-k truncation and token suppression: the same
 quantity a training forward pass computes, so the two match (tested to 1e-4 in fp32). Sampling is per request:
 each row draws from its own counter-based random stream keyed by the request's seed (`rollout.engines.hf_sampler`),
@@ -196,7 +196,7 @@ class HFEngine(TokenEngine):
             ids = ids[:cut]
             lps = picked[i, :cut].tolist()
             text = self._text(ids, r.sampling.stop)
-            results.append(GenerateOutput(token_ids=ids, logprobs=lps, finish_reason=finish, text=text,
+            results.append(GenerateOutput(token_ids=ids, logprobs=lps, finish_reason=finish, text=text,  # type: ignore[arg-type]
                                           stop_reason=reason,
                                           metadata={"engine": self.name, "weights_version": version}))
         return results

@@ -108,10 +108,10 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: Mapping[str, A
             if slot is not None:
                 async with slot:
                     response = await client.post(url, json=payload, headers=dict(headers or {}),
-                                                 **({"timeout": timeout} if timeout is not None else {}))
+                                                 **({"timeout": timeout} if timeout is not None else {}))  # type: ignore[arg-type]
             else:
                 response = await client.post(url, json=payload, headers=dict(headers or {}),
-                                             **({"timeout": timeout} if timeout is not None else {}))
+                                             **({"timeout": timeout} if timeout is not None else {}))  # type: ignore[arg-type]
         except httpx.TimeoutException as exc:
             last = f"timed out ({type(exc).__name__})"
         except httpx.TransportError as exc:  # connect errors, dropped connections, protocol errors

@@ -163,7 +163,7 @@ class OpenAIChatEngine(ChatEngine):
         self.url = f"{self.base_url}/chat/completions"
         host = (urlparse(self.base_url).hostname or "").lower()
         if max_tokens_field == "auto":
-            max_tokens_field = ("max_completion_tokens" if host.endswith("openai.com") or host.endswith("azure.com")
+            max_tokens_field = ("max_completion_tokens" if host.endswith(("openai.com", "azure.com"))
                                 else "max_tokens")
         if max_tokens_field not in ("max_tokens", "max_completion_tokens", "both"):
             raise ValueError(f"max_tokens_field must be auto, max_tokens, max_completion_tokens or both, "

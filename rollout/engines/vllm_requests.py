@@ -8,7 +8,7 @@ The settings, and why:
 
 - Prompts are the trajectory's *unexpanded* token ids (one `<|image_pad|>` per image, inside
   `<|vision_start|>...<|vision_end|>`). `check_unexpanded_prompt` rejects an already-expanded prompt with a clear
-  error instead of letting it be silently corrupted (REFERENCE.md section 2). What each backend then needs differs:
+  error instead of letting it be silently corrupted (docs/methods.md, "Pitfalls"). What each backend then needs differs:
   `LLM.generate` takes the unexpanded ids plus the images and expands the placeholders itself (`prompt_inputs`);
   the server's token endpoint takes *expanded* ids plus pre-processed image features (`expand_for_features`, see
   `rollout.engines.vllm_server`).
@@ -122,7 +122,7 @@ def check_unexpanded_prompt(prompt_ids: Sequence[int], n_images: int, layout: To
     wrapped in `<|vision_start|>...<|vision_end|>`, or when the prompt holds video placeholders."""
     pad = layout.image_pad
     positions = [i for i, t in enumerate(prompt_ids) if t == pad]
-    for a, b in zip(positions, positions[1:]):
+    for a, b in zip(positions, positions[1:], strict=False):
         if b == a + 1:
             run = 2
             while a + run < len(prompt_ids) and prompt_ids[a + run] == pad:

@@ -1,4 +1,4 @@
-"""What a prompt style is: the `Protocol` base class (DESIGN.md, rollout: "Protocol").
+"""What a prompt style is: the `Protocol` base class (docs/architecture.md, rollout: "Protocol").
 
 One object per style fixes everything about the conversation format: the system prompt, how a code block is
 delimited and where generation stops, how the sandbox's result comes back (text truncation, image placeholders,

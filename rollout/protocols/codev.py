@@ -1,4 +1,4 @@
-"""CodeV's format (Hou et al., 2025; REFERENCE.md section 1): `<code>`, `<sandbox_output>`, `<answer>`; up to 10 turns.
+"""CodeV's format (Hou et al., 2025; docs/methods.md): `<code>`, `<sandbox_output>`, `<answer>`; up to 10 turns.
 
 The input image is `image_clue_0` (and further `image_clue_i`), code is written inside `<code>...</code>` in a
 ```python fence, results come back as `<sandbox_output>...</sandbox_output>` with the images shown in order, and the

@@ -1,4 +1,4 @@
-"""CodeVision's format ("Thinking with Programming Vision", REFERENCE.md section 1): orientation-robust, multi-tool.
+"""CodeVision's format ("Thinking with Programming Vision", docs/methods.md): orientation-robust, multi-tool.
 
 The paper trains Qwen2.5-VL / Qwen3-VL on trajectories where the model writes code that rotates, flips and crops
 the input; its data-generation code and exact prompt are unreleased, so this is our rendering of that contract:

@@ -1,4 +1,4 @@
-"""PyVision's format (Zhao et al., 2025; REFERENCE.md section 1).
+"""PyVision's format (Zhao et al., 2025; docs/methods.md).
 
 Input images are `image_clue_0`, `image_clue_1`, ... and are labelled in the prompt as
 `<image_clue_i>[image]</image_clue_i>`. Code is `<code>` + a fenced python block + `</code>`; generation stops at

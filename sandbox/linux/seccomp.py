@@ -128,7 +128,7 @@ def _program(no_fork: bool, host_fs_writable: bool) -> list[tuple[int, int, int,
     for i, (code, jt, jf, k) in enumerate(ins):
         def rel(target: object) -> int:
             if isinstance(target, str):
-                off = labels[target] - i - 1
+                off = labels[target] - i - 1  # noqa: B023 - rel is called in this iteration only
                 if not 0 <= off < 256:
                     raise AssertionError(f"seccomp jump to {target} out of range ({off})")
                 return off

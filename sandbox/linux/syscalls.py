@@ -75,7 +75,7 @@ def nr(name: str) -> int:
     return SYSCALLS[name]
 
 
-def syscall(name: str, *args: int | None | ctypes._SimpleCData | ctypes._Pointer) -> int:  # type: ignore[name-defined]
+def syscall(name: str, *args: int | None | ctypes._SimpleCData | ctypes._Pointer) -> int:
     """Call syscall `name`; raise OSError with errno on failure, return the result otherwise."""
     res = LIBC.syscall(ctypes.c_long(nr(name)), *args)
     if res < 0:

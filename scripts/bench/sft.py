@@ -80,10 +80,10 @@ def run_one(kind: str, model_dir: str, data: str, steps: int, batch: int, budget
     times: list[float] = []
 
     class Clock(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN202
             self.t = time.perf_counter()
 
-        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN202
             times.append(time.perf_counter() - self.t)
 
     if kind == "trl":

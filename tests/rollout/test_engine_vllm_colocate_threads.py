@@ -69,7 +69,7 @@ def _standin_vllm(log: _Log, reply_ids: list[int]) -> Any:
         def reset_encoder_cache(self) -> None:
             log.add("reset_encoder_cache")
 
-    class LLM:  # noqa: N801 - stands in for vllm.LLM
+    class LLM:
         def __init__(self, **kwargs: Any) -> None:
             log.add("LLM.__init__")
             self.kwargs = kwargs

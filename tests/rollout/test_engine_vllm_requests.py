@@ -332,7 +332,7 @@ def test_registry_names_levels_and_errors() -> None:
         engine_spec("vlm")
     for spec in ENGINE_SPECS.values():  # every class imports on a CPU machine (vLLM is imported lazily)
         cls = spec.load()
-        assert getattr(cls, "token_level") is spec.token_level
+        assert cls.token_level is spec.token_level
     scripted = create_engine("scripted", ["<answer>a</answer>"])
     assert type(scripted).__name__ == "ScriptedPolicy"
 

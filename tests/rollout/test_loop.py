@@ -179,7 +179,6 @@ def test_groups_seeds_and_message_level_episodes(processor: Any, pool: Any, tmp_
 
 
 def test_chat_engine_stop_string_stripped_by_api_is_restored(pool: Any, task: Task) -> None:
-    p = get_protocol("codevl")
 
     class Stripping(ScriptedPolicy):
         async def chat(self, messages, images, sampling, context=None):  # noqa: ANN001, ANN202

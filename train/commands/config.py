@@ -3,17 +3,19 @@
     codevl config configs/sft/tiny.yaml optim.lr=1e-6 train.epochs=1
     codevl config --kind rl my_rl.yaml
 
-The kind (sft, rl, demo) is taken from the `configs/<kind>/` folder unless --kind is given. Exit code 2 and a
-message naming file:line and key on an invalid config.
+The kind (sft, rl, demo) is taken from the `configs/<kind>/` folder unless --kind is given. A relative path not
+found from the working directory is looked up under the project (so `configs/...` works from anywhere). Exit
+code 2 and a message naming file:line and key on an invalid config or a missing file.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from train.config import ConfigError, load_config, resolved_yaml
+from train.config import load_config, resolved_yaml
 from train.config.kinds import CONFIG_KINDS, config_model, kind_of
+from train.config.loader import load_yaml_with_lines
+from train.user_errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,16 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    load_yaml_with_lines(args.config)  # a missing or unreadable file is reported as such, before the kind
     kind = args.kind or kind_of(args.config)
     if kind is None:
-        print(f"codevl config: cannot tell the kind of {args.config}; pass --kind "
-              f"({', '.join(CONFIG_KINDS)})", file=sys.stderr)
-        return 2
-    try:
-        cfg = load_config(config_model(kind), args.config, args.overrides)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        raise UsageError(f"cannot tell the kind of {args.config} (it is not under configs/<kind>/); pass --kind "
+                         f"({', '.join(CONFIG_KINDS)})")
+    cfg = load_config(config_model(kind), args.config, args.overrides)  # ConfigError: exit 2 (train.cli)
     print(f"# {kind} config resolved from {args.config}")
     print(resolved_yaml(cfg), end="")
     return 0

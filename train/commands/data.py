@@ -12,8 +12,12 @@
         --base-url https://api.openai.com/v1 --samples 4 --balance equal
     codevl data stats data/synth/vs/tasks.jsonl runs/curate/oracle/sft.jsonl
 
-Every long step shows a progress bar. Errors in input files name file:line and the field, and exit with status 2
-(bad input) or 1 (validation found problems).
+Every long step shows a progress bar. Errors in input files name file:line and the field. Exit status: 0 ok,
+1 the data failed (invalid rows or images, a teacher that answered nothing), 2 usage (bad options or paths),
+130 interrupted (what was committed is kept; see each subcommand's help).
+
+`synth` refuses a non-empty --out unless --overwrite (which replaces tasks.jsonl, images/ and oracle/), or
+--start N > 0 with an existing tasks.jsonl, which appends tasks N.. to it (the same --seed extends the set).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from train.commands.checks import at_least, output_file
+from train.user_errors import RunFailed, UsageError, user_error
 
 
 def _kv(items: list[str] | None, what: str) -> dict[str, Any]:
@@ -57,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--oracle", default=None, metavar="VARIANTS",
                    help=f"also write oracle SFT trajectories to <out>/oracle/: 'all' or a comma list of {', '.join(VARIANTS)}")
     p.add_argument("--protocol", default="codevl", help="prompt format of the oracle trajectories")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace tasks.jsonl, images/ and oracle/ in a non-empty --out (default: refuse)")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("convert", help="convert a benchmark (or a task file) to task JSONL or a datasets folder")
@@ -70,22 +79,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--transforms", default=None, help="'all' or e.g. rotate90,flip_h: add rotated/flipped copies")
     p.add_argument("--no-original", action="store_true", help="with --transforms: only the transformed copies")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="loader option, e.g. version=8k (repeat)")
+    p.add_argument("--skip-invalid", action="store_true", help="source tasks: leave out bad rows (see --rejects)")
+    p.add_argument("--rejects", default=None, help="where rejected rows go (default: <file>.rejected.jsonl)")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("validate", help="check task or trajectory files (every row, image and box)")
     p.add_argument("files", nargs="+")
-    p.add_argument("--skip-invalid", action="store_true", help="report and set aside bad task rows instead of failing")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="set bad task rows aside (--rejects) and write the valid ones to <file>.valid.jsonl")
     p.add_argument("--rejects", default=None, help="where rejected rows go (default: <file>.rejected.jsonl)")
-    p.add_argument("--images", choices=["none", "exists", "header", "decode"], default="header",
-                   help="how hard to check images (decode reads every pixel)")
+    p.add_argument("--images", choices=["none", "exists", "header", "decode"], default="decode",
+                   help="how hard to check images (default decode: reads every pixel, finds truncated files)")
 
     p = sub.add_parser("curate", help="run a teacher over tasks and keep correct trajectories with valid tool use")
     p.add_argument("tasks", help="task JSONL")
     p.add_argument("--out", required=True, help="output folder (resumable: re-run the same command to continue)")
+    p.add_argument("--merge", action="store_true",
+                   help="--out already holds tasks of another task file: keep them in sft.jsonl (default: refuse)")
+    p.add_argument("--skip-invalid", action="store_true", help="leave out bad task rows (see --rejects)")
+    p.add_argument("--rejects", default=None, help="where rejected rows go (default: <tasks>.rejected.jsonl)")
     p.add_argument("--teacher", choices=["oracle", "openai", "hf", "vllm_server"], default="oracle")
     p.add_argument("--model", default=None, help="API model name, local checkpoint, or served model")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (openai) or vLLM server (vllm_server)")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY")
+    p.add_argument("--max-retries", type=int, default=5,
+                   help="openai teacher: retries of a failed request (connection errors, 429, 5xx) with backoff")
     p.add_argument("--samples", type=int, default=1, help="episodes per task (engine teachers)")
     p.add_argument("--variants", default="all", help=f"oracle teacher: 'all' or a comma list of {', '.join(VARIANTS)}")
     p.add_argument("--protocol", default="codevl")
@@ -114,6 +132,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _is_trajectory_file(path: Path) -> bool:
+    """True for trajectory JSONL (rows with `schema` and `turns`), False for anything else that is text."""
+    try:
+        return _first_row_is_trajectory(path)
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a JSONL text file (it is not UTF-8); give task or trajectory JSONL") from None
+
+
+def _first_row_is_trajectory(path: Path) -> bool:
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
@@ -143,28 +169,108 @@ def _pool() -> Any:
 # ---- subcommands ---------------------------------------------------------------------------------------------
 
 
+SYNTH_OUTPUTS = ("tasks.jsonl", "images", "oracle")  # what `synth` writes in --out (and --overwrite replaces)
+EXTEND_PART = ".extend.jsonl"  # the new rows while extending, appended to tasks.jsonl at the end
+
+
+def _synth_plan(args: argparse.Namespace, gen: Any) -> bool:
+    """Check --out before any work; True when extending its tasks.jsonl. --overwrite clears the old outputs."""
+    import shutil
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (tasks.jsonl and images/ are written in it)")
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    tasks_file = out / "tasks.jsonl"
+    if args.start > 0 and tasks_file.is_file() and not args.overwrite:
+        old = {json.loads(x).get("id") for x in tasks_file.read_text(encoding="utf-8").splitlines() if x.strip()}
+        new = [gen.task_id(args.seed, i) for i in range(args.start, args.start + args.num)]
+        clash = [i for i in new if i in old]
+        if clash:
+            raise UsageError(f"{tasks_file} already holds {len(clash)} of the tasks to generate (e.g. {clash[0]!r}); "
+                             f"extend with --start {args.start + args.num if clash[-1] == new[-1] else 'N'} past "
+                             "the indices it has, or pass --overwrite to start over")
+        return True
+    if present and not args.overwrite:
+        shown = ", ".join(present[:5]) + (" ..." if len(present) > 5 else "")
+        raise UsageError(f"--out {out} is not empty ({shown}); pass --overwrite to replace its tasks.jsonl, images/ "
+                         "and oracle/, use --start N (with the same --seed) to append tasks N.. to its tasks.jsonl, "
+                         "or choose a new folder")
+    for name in SYNTH_OUTPUTS if args.overwrite else ():
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    return False
+
+
+def _remove_images(out: Path, ids: set[str]) -> int:
+    """Delete the images of tasks `ids` (named `<task id>_<k>.<ext>`) from out/images; returns how many."""
+    n = 0
+    image_dir = out / "images"
+    for p in image_dir.iterdir() if image_dir.is_dir() else ():
+        if p.stem.rsplit("_", 1)[0] in ids:
+            p.unlink()
+            n += 1
+    return n
+
+
 def _synth(args: argparse.Namespace) -> int:
     from data.generators import generate_to_dir, get_generator
 
+    at_least(args.num, 1, "-n/--num")
+    at_least(args.start, 0, "--start")
+    if args.workers is not None:
+        at_least(args.workers, 1, "--workers")
     config = _kv(args.set, "--set")
-    get_generator(args.generator, config)
-    res = generate_to_dir(args.generator, args.num, args.out, seed=args.seed, config=config, workers=args.workers,
-                          progress=not args.no_progress, start=args.start)
-    print(f"{res.count} {args.generator} tasks -> {res.path} in {res.seconds:.1f} s ({res.tasks_per_s:.1f} tasks/s)")
+    gen = get_generator(args.generator, config)
+    if args.oracle:  # checked before generating (a typo would otherwise fail only after the tasks are written)
+        from rollout.protocols import get_protocol
+
+        variants = _variants(args.oracle)
+        protocol = get_protocol(args.protocol)
+    out = Path(args.out)
+    created = not out.exists()
+    extend = _synth_plan(args, gen)
+    tasks_file = out / "tasks.jsonl"
+    new_ids = {gen.task_id(args.seed, i) for i in range(args.start, args.start + args.num)}
+    part = EXTEND_PART if extend else tasks_file.name
+    committed = False
+    try:
+        res = generate_to_dir(args.generator, args.num, out, seed=args.seed, config=config, workers=args.workers,
+                              progress=not args.no_progress, start=args.start, filename=part)
+        if extend:  # old rows + new rows, replaced in one step
+            tmp = tasks_file.with_name(tasks_file.name + ".tmp")
+            tmp.write_text(tasks_file.read_text(encoding="utf-8") + (out / part).read_text(encoding="utf-8"),
+                           encoding="utf-8")
+            tmp.replace(tasks_file)
+        committed = True
+    finally:
+        for leftover in (out / (part + ".tmp"), tasks_file.with_name(tasks_file.name + ".tmp"),
+                         *((out / part,) if extend else ())):
+            leftover.unlink(missing_ok=True)
+        if not committed:  # interrupted or failed: the images of tasks that were not written go too
+            _remove_images(out, new_ids)
+            for folder in (out / "images", out) if created else (out / "images",):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+    how = f"appended to {tasks_file} (tasks {args.start}..{args.start + res.count - 1})" if extend else f"-> {res.path}"
+    print(f"{res.count} {args.generator} tasks {how} in {res.seconds:.1f} s ({res.tasks_per_s:.1f} tasks/s)")
     if args.oracle:
         from data.curate import OracleTeacher, curate
         from data.task_file import read_tasks
-        from rollout.protocols import get_protocol
 
-        tasks = read_tasks(res.path)
+        tasks = read_tasks(tasks_file)
         pool = _pool()
         try:
-            report = curate(tasks, OracleTeacher(_variants(args.oracle), seed=args.seed), Path(args.out) / "oracle",
-                            protocol=get_protocol(args.protocol), pool=pool, max_per_task=1, balance_by="variant",
-                            progress=not args.no_progress, seed=args.seed)
+            report = curate(tasks, OracleTeacher(variants, seed=args.seed), out / "oracle", protocol=protocol,
+                            pool=pool, max_per_task=1, balance_by="variant", progress=not args.no_progress,
+                            seed=args.seed)
         finally:
             pool.close()
         print(report.summary())
+        _check_curation(report)
     return 0
 
 
@@ -172,10 +278,14 @@ def _convert(args: argparse.Namespace) -> int:
     from data.task_file import read_tasks, write_tasks
 
     if not args.out and not args.to_hf:
-        print("convert needs --out FILE.jsonl and/or --to-hf DIR", file=sys.stderr)
-        return 2
+        raise UsageError("convert needs --out FILE.jsonl and/or --to-hf DIR")
+    if args.out:
+        output_file(args.out, "--out")
+    if args.limit is not None:
+        at_least(args.limit, 0, "--limit")
     if args.source == "tasks":
-        tasks = read_tasks(args.path, progress=not args.no_progress)
+        tasks = read_tasks(args.path, progress=not args.no_progress, skip_invalid=args.skip_invalid,
+                           rejects_path=args.rejects)
         if args.limit is not None:
             tasks = tasks[: args.limit]
         if args.transforms:
@@ -205,16 +315,27 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from data.task_file import TaskFileError, read_tasks_report
+    from data.task_file import TaskFileError, read_tasks_report, write_tasks
 
     status = 0
     for f in args.files:
         path = Path(f)
         if not path.exists():
-            print(f"{path}: not found", file=sys.stderr)
+            print(f"codevl data validate: {path}: not found", file=sys.stderr)
             status = 2  # bad input (module docstring)
             continue
-        if _is_trajectory_file(path):
+        if path.is_dir():
+            print(f"codevl data validate: {path}: is a directory; give task or trajectory JSONL files",
+                  file=sys.stderr)
+            status = 2
+            continue
+        try:
+            is_trajectory = _is_trajectory_file(path)
+        except UsageError as exc:
+            print(f"codevl data validate: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if is_trajectory:
             from rollout.trajectory import iter_trajectories
 
             try:
@@ -237,6 +358,10 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"  {p}")
         if report.num_rejected:
             status = max(status, 1)
+            if args.skip_invalid:
+                cleaned = path.with_name(path.stem + ".valid.jsonl")
+                write_tasks(cleaned, report.tasks)
+                print(f"{len(report.tasks)} valid task(s) -> {cleaned}")
     return status
 
 
@@ -246,7 +371,8 @@ def _build_engine(args: argparse.Namespace) -> Any:
     if args.teacher == "openai":
         if not (args.model and args.base_url):
             raise ValueError("--teacher openai needs --model and --base-url")
-        return create_engine("openai", args.model, base_url=args.base_url, api_key_env=args.api_key_env)
+        return create_engine("openai", args.model, base_url=args.base_url, api_key_env=args.api_key_env,
+                             max_retries=args.max_retries)
     if args.teacher == "vllm_server":
         if not (args.model and args.base_url):
             raise ValueError("--teacher vllm_server needs --model (for its processor) and --base-url")
@@ -268,23 +394,39 @@ def _build_engine(args: argparse.Namespace) -> Any:
 
 
 def _curate(args: argparse.Namespace) -> int:
-    from data.curate import CurationRules, EngineTeacher, OracleTeacher, curate
+    from data.curate import EngineTeacher, OracleTeacher, curate
     from data.task_file import read_tasks
     from rollout.engines.base import SamplingParams
     from rollout.loop import EpisodeLimits
     from rollout.protocols import get_protocol
 
-    tasks = read_tasks(args.tasks, progress=not args.no_progress)
-    if args.limit is not None:
-        tasks = tasks[: args.limit]
-    rules = CurationRules(**_kv(args.rule, "--rule"))
+    for value, low, name in ((args.samples, 1, "--samples"), (args.batch_size, 1, "--batch-size"),
+                             (args.max_per_task, 1, "--max-per-task"), (args.max_turns, 1, "--max-turns"),
+                             (args.max_new_tokens, 1, "--max-new-tokens"), (args.max_total_tokens, 1,
+                             "--max-total-tokens"), (args.temperature, 0, "--temperature"),
+                             (args.concurrency, 1, "--concurrency"), (args.limit, 0, "--limit"),
+                             (args.max_per_type, 1, "--max-per-type"), (args.max_retries, 0, "--max-retries")):
+        if value is not None:
+            at_least(value, low, name)
+    if Path(args.out).is_file():
+        raise UsageError(f"--out {args.out} is a file; give a folder (curation writes sft.jsonl, report.json, ... in it)")
+    # every option is checked before the task file is read and the teacher is built
+    rules = _rules(_kv(args.rule, "--rule"))
+    protocol = get_protocol(args.protocol)
+    variants = _variants(args.variants) if args.teacher == "oracle" else []
+    if args.teacher in ("openai", "vllm_server") and not (args.model and args.base_url):
+        raise UsageError(f"--teacher {args.teacher} needs --model and --base-url")
     reward_set = None
     if args.reward_set:
         from rewards import load_reward_set
 
         reward_set = load_reward_set(args.reward_set)
+    tasks = read_tasks(args.tasks, progress=not args.no_progress, skip_invalid=args.skip_invalid,
+                       rejects_path=args.rejects)
+    if args.limit is not None:
+        tasks = tasks[: args.limit]
     if args.teacher == "oracle":
-        teacher: Any = OracleTeacher(_variants(args.variants), seed=args.seed, max_concurrent=args.concurrency)
+        teacher: Any = OracleTeacher(variants, seed=args.seed, max_concurrent=args.concurrency)
     else:
         teacher = EngineTeacher(_build_engine(args), name=f"{args.teacher}:{args.model}", samples_per_task=args.samples,
                                 sampling=SamplingParams(temperature=args.temperature), seed=args.seed,
@@ -293,14 +435,38 @@ def _curate(args: argparse.Namespace) -> int:
                            max_total_tokens=args.max_total_tokens)
     pool = _pool()
     try:
-        report = curate(tasks, teacher, args.out, protocol=get_protocol(args.protocol), pool=pool, limits=limits,
+        report = curate(tasks, teacher, args.out, protocol=protocol, pool=pool, limits=limits,
                         reward_set=reward_set, rules=rules, batch_size=args.batch_size, max_per_task=args.max_per_task,
                         balance_by=args.balance_by, max_per_type=args.max_per_type, balance=args.balance,
-                        seed=args.seed, progress=not args.no_progress)
+                        seed=args.seed, progress=not args.no_progress, merge=args.merge)
     finally:
         pool.close()
     print(report.summary())
+    _check_curation(report)
     return 0
+
+
+def _rules(values: dict[str, Any]) -> Any:
+    """CurationRules from --rule KEY=VALUE; a bad key or value names it and lists the valid keys."""
+    from pydantic import ValidationError
+
+    from data.curate import CurationRules
+
+    try:
+        return CurationRules(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: "
+                             f"{'unknown rule' if e['type'] == 'extra_forbidden' else e['msg']}" for e in exc.errors())
+        raise UsageError(f"--rule: {problems}; valid rules: "
+                         f"{', '.join(f'{k}={v.default}' for k, v in CurationRules.model_fields.items())}") from None
+
+
+def _check_curation(report: Any) -> None:
+    """Exit 1 when the teacher or the sandbox failed on every task run now (nothing was curated)."""
+    if report.tasks_failed and not report.tasks_run:
+        raise RunFailed(f"no task was curated: the teacher or the sandbox failed on {report.tasks_failed} task(s) "
+                        f"(first error: {report.first_failure}); they are not marked done, so re-running the same "
+                        "command retries them")
 
 
 def _task_stats(path: Path) -> dict[str, Any]:
@@ -355,16 +521,23 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    from data.loaders import LoaderError
-    from data.task_file import TaskFileError
+def interrupted(args: argparse.Namespace) -> str:
+    """What a Ctrl-C leaves behind (train.cli prints it)."""
+    if args.data_command == "synth":
+        return (f"{Path(args.out) / 'tasks.jsonl'} is written only once every task is generated, so an interrupted "
+                "generation leaves it as it was and removes the images of the unwritten tasks; with --oracle, "
+                "the committed oracle batches are kept in oracle/")
+    if args.data_command == "curate":
+        return (f"every committed batch is kept in {args.out} (sft.jsonl and report.json rebuilt from them); "
+                "re-run the same command to continue")
+    return "nothing half-written is left (outputs are written whole at the end)"
 
+
+def run(args: argparse.Namespace) -> int:
     handlers = {"synth": _synth, "convert": _convert, "validate": _validate, "curate": _curate, "stats": _stats}
     try:
         return handlers[args.data_command](args)
-    except (TaskFileError, LoaderError, FileNotFoundError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
     except ValueError as exc:  # bad options, configs and names: the message says what is valid
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        if user_error(exc) is not None:  # a registered error type: train.cli reports it with its own exit code
+            raise
+        raise UsageError(str(exc)) from None

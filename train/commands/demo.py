@@ -4,36 +4,49 @@
     codevl demo --quick                                  # the smaller variant the test suite runs
     codevl demo --config configs/demo/cpu.yaml arch=qwen3_vl rl.steps=5
     codevl demo --dry-run
+
+`--dry-run` runs every check a real run makes before its work (the config, the reward set, the generators'
+configs, the protocol) and prints the resolved config.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from train.config import ConfigError, load_config, resolved_yaml
+from train.config import load_config, resolved_yaml
 from train.config.demo import QUICK_OVERRIDES, DemoConfig
+from train.user_errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="demo YAML (default: built-in defaults, same as configs/demo/cpu.yaml)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. sft.steps=60 rewards=configs/rewards/tapo.yaml")
     parser.add_argument("--quick", action="store_true", help="the smaller variant (fewer tasks and steps)")
-    parser.add_argument("--dry-run", action="store_true", help="check the config and the reward set, print, exit")
+    parser.add_argument("--dry-run", action="store_true", help="run the checks of a real run, print the config, exit")
+
+
+def check(cfg: DemoConfig) -> None:
+    """What a real run checks before its work: the reward set, generator configs and protocol load."""
+    from data.generators import get_generator
+    from rewards import load_reward_set
+    from rollout.protocols import get_protocol
+
+    load_reward_set(cfg.rewards)  # RewardConfigError: exit 2 (train.cli)
+    for name in cfg.data.generators:
+        try:
+            get_generator(name, cfg.data.generator_config.get(name))
+        except ValueError as exc:  # the generator's config model names the bad key and the valid ones
+            raise UsageError(f"data.generator_config.{name}: {exc}") from None
+    get_protocol(cfg.protocol)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    return "the stages finished so far are in the output folder; run `codevl demo` again to start over"
 
 
 def run(args: argparse.Namespace) -> int:
-    from rewards import load_reward_set
-    from rewards.errors import RewardConfigError
-    from train.config.loader import resolve_path
-
-    try:
-        overrides = [*(QUICK_OVERRIDES if args.quick else ()), *args.overrides]
-        cfg = load_config(DemoConfig, resolve_path(args.config) if args.config else None, overrides)
-        load_reward_set(resolve_path(cfg.rewards))  # the same check a real run makes first
-    except (ConfigError, RewardConfigError) as exc:
-        print(f"codevl demo: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(DemoConfig, args.config, [*(QUICK_OVERRIDES if args.quick else ()), *args.overrides])
+    check(cfg)
     if args.dry_run:
         print(resolved_yaml(cfg), end="")
         return 0

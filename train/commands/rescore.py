@@ -14,7 +14,8 @@ Exit code 2 on a bad reward set or run path. The logic lives in `rewards.rescore
 from __future__ import annotations
 
 import argparse
-import sys
+
+from train.user_errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,14 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from rewards import RewardConfigError, RewardError, load_reward_set
     from rewards.rescore import format_table, rescore
 
+    reward_set = load_reward_set(args.rewards)  # RewardConfigError: exit 2 (train.cli)
     try:
-        reward_set = load_reward_set(args.rewards)
         summary = rescore(args.run, reward_set, args.out, write=not args.no_write)
-    except RewardConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except (RewardError, ValueError, OSError) as exc:
-        print(f"codevl rescore: {exc}", file=sys.stderr)
-        return 2
+    except (RewardError, ValueError, OSError) as exc:  # a run path without trajectories, an unreadable file
+        if isinstance(exc, RewardConfigError):
+            raise
+        raise UsageError(str(exc)) from None
     print(format_table(summary))
     return 0

@@ -16,5 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rl.add_arguments(parser)
 
 
+def interrupted(args: argparse.Namespace) -> str:
+    """What a Ctrl-C leaves behind (train.cli prints it)."""
+    return ("complete checkpoints in the run's output_dir are kept (a checkpoint counts once its rl_state.json is "
+            "written) with metrics.jsonl and the saved rollouts; the same command resumes from the newest checkpoint "
+            "(train.resume=auto)")
+
+
 def run(args: argparse.Namespace) -> int:
     return rl.run_command(args)

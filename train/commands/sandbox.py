@@ -6,7 +6,8 @@
 
 The images are loaded as `image_clue_0`, `image_clue_1`, ... (PIL images). A file may hold several blocks
 separated by lines `# %%`; they run in order in one session (variables persist), like notebook cells.
-Exit status: 0 when every block ran to the end, 1 otherwise, 2 for usage errors.
+Exit status: 0 when every block ran to the end, 1 otherwise, 2 for usage errors. With --json every line printed
+is one JSON object: first {"layers": ...}, then one result per block.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from train.commands.checks import image_files, input_file, output_dir
+from train.user_errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-weaker", action="store_true", help="fall back to a weaker tier if needed")
     parser.add_argument("--no-subprocesses", action="store_true", help="the no-fork mode")
     parser.add_argument("--save-images", default=None, help="directory to write the captured images to (PNG)")
-    parser.add_argument("--json", action="store_true", help="print each result as JSON (images as file names)")
+    parser.add_argument("--json", action="store_true",
+                        help="JSON lines: the layers, then one result per block (images as file names)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,14 +40,12 @@ def run(args: argparse.Namespace) -> int:
 
     from sandbox import SandboxConfig, SandboxError, SandboxPool
 
-    path = Path(args.file)
-    if not path.is_file():
-        print(f"file not found: {path}", file=sys.stderr)
-        return 2
-    missing = [p for p in args.image if not Path(p).is_file()]
-    if missing:
-        print(f"image not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
+    path = input_file(args.file, "file")
+    image_files(args.image)
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout}")
+    if args.save_images:
+        output_dir(args.save_images, "--save-images")
     blocks = [b for b in _split_blocks(path.read_text()) if b.strip()]
     overrides: dict[str, object] = {}
     if args.tier:
@@ -63,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     saved = 0
     try:
         with pool.sync_session(images=images) as s:
-            print(f"layers: {s.layers.summary() if s.layers else 'unknown'}")
+            layers = s.layers.summary() if s.layers else "unknown"
+            print(json.dumps({"layers": layers}) if args.json else f"layers: {layers}")
             for k, code in enumerate(blocks):
                 r = s.run(code, timeout=args.timeout)
                 ok = ok and r.ok
@@ -75,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
                         names.append(name)
                         saved += 1
                 if args.json:
-                    it = iter(names)
-                    print(json.dumps(r.to_dict(lambda _a: next(it, "")), indent=1))
+                    file_names = iter(names)
+
+                    def file_name(_array: object, it: Iterator[str] = file_names) -> str:
+                        return next(it, "")
+
+                    print(json.dumps(r.to_dict(file_name)), flush=True)
                     continue
                 print(f"--- block {k + 1}/{len(blocks)}: {r.status.value} in {r.duration_s * 1000:.1f} ms")
                 if r.stdout:
@@ -90,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 for j, im in enumerate(r.images):
                     region = f" region input {im.region.input_index} box {tuple(round(v, 1) for v in im.region.box)} " \
                              f"ops {im.region.ops}" if im.region else ""
-                    where = f" -> {out_dir / names[j]}" if names else ""
+                    where = f" -> {out_dir / names[j]}" if out_dir and names else ""
                     print(f"[image {j}] {im.size[0]}x{im.size[1]} via {im.source}{region}{where}")
                 for o in r.ops:
                     box = f" box {tuple(round(v, 1) for v in o.box)}" if o.box else ""
@@ -104,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _split_blocks(text: str) -> list[str]:
-    blocks, cur = [], []
+    blocks: list[str] = []
+    cur: list[str] = []
     for line in text.splitlines(keepends=True):
         if line.strip().startswith("# %%"):
             blocks.append("".join(cur))

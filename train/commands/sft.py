@@ -16,5 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sft.add_arguments(parser)
 
 
+def interrupted(args: argparse.Namespace) -> str:
+    """What a Ctrl-C leaves behind (train.cli prints it)."""
+    return ("complete checkpoints in the run's output_dir are kept (a checkpoint counts once its trainer_state.json "
+            "is written); the same command resumes from the newest one (train.resume=auto)")
+
+
 def run(args: argparse.Namespace) -> int:
     return sft.run_command(args)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from train.commands.checks import output_dir
 from train.model.tiny import ARCHS
 
 
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from train.model.tiny import build_tiny_model, describe
 
+    output_dir(args.out, "--out")
     out = build_tiny_model(args.arch, args.out, seed=args.seed)
     print(describe(out))
     return 0

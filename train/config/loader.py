@@ -20,6 +20,16 @@ from train.config.errors import ConfigError, format_validation_error
 M = TypeVar("M", bound=BaseModel)
 
 RESOLVED_NAME = "config.yaml"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def project_path(path: str | Path) -> Path:
+    """`path` as given when it exists (or is absolute), else the same relative path under the project root when
+    that exists there, so the README's `configs/...` commands work from any directory; else `path` unchanged."""
+    p = Path(path).expanduser()
+    if p.exists() or p.is_absolute() or not (PROJECT_ROOT / p).exists():
+        return p
+    return PROJECT_ROOT / p
 
 
 def _lines(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
@@ -36,9 +46,11 @@ def _lines(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
 
 def load_yaml_with_lines(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
     """The YAML mapping at `path` and, for every dotted key path in it, the 1-based line it is on."""
-    path = Path(path)
+    path = project_path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; give a config YAML file, e.g. configs/sft/tiny_cpu.yaml")
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path} (looked in the working directory and {PROJECT_ROOT})")
     text = path.read_text()
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -84,15 +96,6 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> set[str]:
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def resolve_path(path: str | Path) -> str:
-    """`path` as given when it exists (or is absolute), else the same relative path under the project root when
-    that exists there: so `configs/...` and the README's commands work from any directory."""
-    p = Path(path)
-    if p.exists() or p.is_absolute() or not (PROJECT_ROOT / p).exists():
-        return str(path)
-    return str(PROJECT_ROOT / p)
 
 
 def load_config(model: type[M], path: str | Path | None, overrides: Sequence[str] = ()) -> M:

@@ -17,7 +17,7 @@ class RunConfig(StrictModel):
     logging_steps: int = Field(10, gt=0)
     save_steps: int = Field(500, gt=0)
     save_total_limit: int | None = Field(3, gt=0)
-    report_to: list[Literal["none", "tensorboard", "wandb"]] = Field(default_factory=lambda: ["none"])
+    report_to: list[Literal["none", "tensorboard", "wandb"]] = Field(default_factory=lambda: ["none"])  # type: ignore[arg-type]
 
 
 class OptimConfig(StrictModel):

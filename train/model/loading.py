@@ -78,7 +78,7 @@ def load_model(cfg: ModelConfig, *, device: str | None = None) -> tuple[Any, Any
         model = _apply_lora(model, cfg)
         counts["trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if device is not None:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]
     logger.info("loaded %s: %s", cfg.name_or_path, counts)
     processor = load_processor(cfg.name_or_path, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
     return model, processor

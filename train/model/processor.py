@@ -31,10 +31,10 @@ def _image_only(base: type) -> type:
     attributes (image_token, image_token_id, vision_start_token...).
     """
 
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):  # noqa: ANN001
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):  # noqa: ANN001, ANN003, ANN202, N807
         base.__init__(self, image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
-    def __call__(self, images=None, text=None, videos=None, **kwargs):  # noqa: ANN001, ANN202
+    def __call__(self, images=None, text=None, videos=None, **kwargs):  # noqa: ANN001, ANN003, ANN202, N807
         if videos is not None:
             raise NotImplementedError(VIDEO_UNSUPPORTED)
         return base.__call__(self, images=images, text=text, **kwargs)
@@ -87,7 +87,7 @@ def load_processor(path: str | Path, *, min_pixels: int | None = None, max_pixel
 
     processor_cls, image_processor_cls = _image_only_parts(AutoConfig.from_pretrained(path).model_type, path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    image_processor = image_processor_cls.from_pretrained(path, **size_kwargs)
+    image_processor = image_processor_cls.from_pretrained(path, **size_kwargs)  # type: ignore[attr-defined]
     chat_template = tokenizer.chat_template
     template_file = Path(path) / "chat_template.jinja"
     if template_file.is_file():

@@ -107,8 +107,8 @@ def build_tokenizer(seed: int = 0):  # noqa: ANN201 - transformers.Qwen2Tokenize
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
     tok = Qwen2Tokenizer(
         vocab=model["vocab"],
-        merges=merges,
-        unk_token=None,
+        merges=merges,  # type: ignore[arg-type]
+        unk_token=None,  # type: ignore[arg-type]
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
@@ -243,7 +243,7 @@ def describe(path: str | Path) -> str:
     n_params = 0
     for shard in sorted(Path(path).glob("*.safetensors")):
         with safe_open(str(shard), framework="np") as f:
-            for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
+            for key in f.keys():
                 n_params += int(np_prod(f.get_slice(key).get_shape()))
     text = cfg.text_config
     return (
