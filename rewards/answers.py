@@ -13,7 +13,7 @@ Matching (`match_answer`) by `Task.answer_type`:
   separators removed, else the last number in it) within `|p - g| <= max(abs_tol, rel_tol * |g|)`;
 - `text`: SQuAD-style normalisation (NFKC, lower case, punctuation and the articles a/an/the removed, spaces
   collapsed), then equality (or, with `text_match=contains`, the gold as a whole-word substring); two pure
-  numbers compare as numbers;
+  numbers compare as numbers, except for answers that are codes (`metadata["exact_text"]`: "0427" is not 427);
 - `box`: the first four numbers of the prediction as `(x1, y1, x2, y2)`; IoU with the gold box; score 1 when
   IoU >= `box_iou_threshold` (`box_score=threshold`) or the IoU itself (`box_score=iou`; correct still means
   IoU >= threshold).
@@ -219,7 +219,7 @@ def match_answer(predicted: str | None, task: Task, params: AnswerMatchParams | 
         return AnswerMatch(score, ok, "box_iou", predicted)
     gold_text = str(task.answer)
     p_num, g_num = parse_number(predicted, whole=True), parse_number(gold_text, whole=True)
-    if p_num is not None and g_num is not None:
+    if p_num is not None and g_num is not None and not (task.metadata or {}).get("exact_text"):
         ok = numbers_close(p_num, g_num, params)
         return AnswerMatch(float(ok), ok, "text_number", predicted)
     return _match_text(predicted, task, params)

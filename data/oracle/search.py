@@ -193,15 +193,16 @@ def candidates_code(src: str, plan: SearchPlan, size: tuple[int, int], *, helper
 def view_reading(plan: SearchPlan, size: tuple[int, int], target: Sequence[float], rng: np.random.Generator
                  ) -> Box:
     """Where the target is in the enlarged view of its candidate cell, as a model that sees it there would say:
-    the target's box in the view's pixels, padded by 15-50% of its size (ints; inside the view)."""
+    the target's box in the view's pixels, padded by 15-50% of its width and height (ints; inside the view)."""
     b, _ = candidate_boxes(plan, size)[plan.cell]
     k = candidates_k(plan, size)
     vx1, vy1, vx2, vy2 = ((target[0] - b[0]) * k, (target[1] - b[1]) * k, (target[2] - b[0]) * k,
                           (target[3] - b[1]) * k)
-    p = float(rng.uniform(0.15, 0.5)) * max(vx2 - vx1, vy2 - vy1)
+    f = float(rng.uniform(0.15, 0.5))
+    px, py = max(3.0, f * (vx2 - vx1)), max(3.0, f * (vy2 - vy1))
     vw, vh = (b[2] - b[0]) * k, (b[3] - b[1]) * k
-    return (max(0, math.floor(vx1 - p)), max(0, math.floor(vy1 - p)), min(vw - 1, math.ceil(vx2 + p)),
-            min(vh - 1, math.ceil(vy2 + p)))
+    return (max(0, math.floor(vx1 - px)), max(0, math.floor(vy1 - py)), min(vw - 1, math.ceil(vx2 + px)),
+            min(vh - 1, math.ceil(vy2 + py)))
 
 
 def reading_box(plan: SearchPlan, size: tuple[int, int], reading: Sequence[int]) -> Box:

@@ -15,7 +15,7 @@ FIX = Path(__file__).parent / "fixtures"
 def test_synth_then_validate_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "or"
     assert main(["data", "synth", "orientation", "-n", "5", "--out", str(out), "--workers", "1", "--seed", "3",
-                 "--set", "transforms=[rotate90]", "--no-progress"]) == 0
+                 "--set", "transforms=[rotate90]", "--set", "small_text_share=0", "--no-progress"]) == 0
     rows = [json.loads(x) for x in (out / "tasks.jsonl").read_text().splitlines()]
     assert len(rows) == 5 and all(r["required_ops"] == ["rotate270"] for r in rows)
     assert main(["data", "validate", str(out / "tasks.jsonl"), "--images", "decode"]) == 0

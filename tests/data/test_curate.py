@@ -33,7 +33,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Task], dict[st
     root = tmp_path_factory.mktemp("curate_tasks")
     vs_gen = get_generator("visual_search", {"min_side": 640, "max_side": 800})
     vs = vs_gen.write(vs_gen.make(0, seed=3), "vs", root)
-    or_gen = get_generator("orientation", {"transforms": ["rotate90"]})
+    or_gen = get_generator("orientation", {"transforms": ["rotate90"], "small_text_share": 0})
     orient = or_gen.write(or_gen.make(0, seed=3), "or", root)
     sym_gen = get_generator("symbolic", {"kinds": ["nested_squares"]})
     sym = sym_gen.write(sym_gen.make(0, seed=3), "sym", root)

@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 from data.generators import GENERATORS, generate_to_dir, get_generator
 from data.generators.multi_tool import INVARIANT_CHARS
 from data.orientation import inverse, map_box
+from data.resolution import legible
 from data.task_file import read_tasks
 
 # The contract's meaning of each required op, written with PIL directly (independent of data.orientation).
@@ -79,10 +80,14 @@ def test_orientation_inverse_ops_restore_the_rendered_text() -> None:
         seen_transforms.add(d["transform"])
         seen_kinds.add(s.metadata["question_kind"])
         given = s.images[0]
-        assert s.required_ops == ([] if d["transform"] == "none" else [inverse(d["transform"])])
+        # the inverse op, then a crop when the text is too small to read at the model's input resolution
+        crop = [] if s.metadata["legible_at_input"] else ["crop"]
+        assert s.required_ops == ([] if d["transform"] == "none" else [inverse(d["transform"])]) + crop
+        assert s.metadata["legible_at_input"] == legible(s.metadata["glyph_px"], given.size)
         fixed = given
         for op in s.required_ops:
-            fixed = FIX[op](fixed)
+            if op != "crop":
+                fixed = FIX[op](fixed)
         upright, bg = _arr(d["upright"]), _arr(d["background"])
         assert np.array_equal(_arr(fixed), upright), f"task {i}: the required ops do not restore the upright image"
         # The text's pixels are exactly where the ink mask says, all inside the text box, and visible.
@@ -97,7 +102,7 @@ def test_orientation_inverse_ops_restore_the_rendered_text() -> None:
         assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x1, y1, x2, y2)
         # The evidence box is in the given image's coordinates: mapped back it is the upright text (line) box.
         ev = s.evidence[0]["box"]
-        back = ev if not s.required_ops else map_box(ev, s.required_ops[0], given.size)
+        back = ev if d["transform"] == "none" else map_box(ev, s.required_ops[0], given.size)
         assert tuple(back) == tuple(float(v) for v in d["text_box_upright"])
         # The answer is what was written.
         lines = s.metadata["text_lines"]
@@ -106,8 +111,11 @@ def test_orientation_inverse_ops_restore_the_rendered_text() -> None:
             assert lines == [s.answer]
         elif kind == "line":
             assert lines[s.metadata["evidence_line"]] == s.answer
-        elif kind == "number":
+        elif kind == "number" and s.answer_type == "number":  # a price
             assert float(lines[s.metadata["evidence_line"]].split()[-1]) == s.answer
+        elif kind == "number":  # a 4-digit code: exact text
+            assert lines[s.metadata["evidence_line"]].split()[-1] == s.answer and len(s.answer) == 4
+            assert s.metadata["exact_text"]
         else:
             assert s.choices[ord(s.answer) - 65] == lines[0].lower()
             assert "(A) " in s.question and "(D) " in s.question
@@ -249,3 +257,39 @@ def test_hsv_helper_sanity() -> None:
     r, g, b = (int(v * 255) for v in colorsys.hsv_to_rgb(0.0, 0.2, 0.9))
     assert not _saturated(np.array([[[r, g, b]]], np.uint8)).any()
     assert _saturated(np.array([[[220, 30, 30]]], np.uint8)).all()
+
+
+def test_orientation_items_test_the_transform_and_vary_their_text() -> None:
+    """Redrawn when readable without the fix; small text needs a crop; several fonts; codes are exact text;
+    choice distractors share letters with the answer."""
+    from data.vocabulary import readable_without_fix
+
+    assert readable_without_fix("OTTO", "flip_h") and readable_without_fix("BOX", "flip_v")
+    assert readable_without_fix("SOS", "rotate180") and not readable_without_fix("SOS", "flip_v")
+    assert not readable_without_fix("OTTO", "rotate90") and not readable_without_fix("planet", "flip_h")
+    g = get_generator("orientation", {"transforms": ["flip_h", "flip_v", "rotate180"]})
+    fonts, small, shared = set(), 0, 0
+    for i in range(60):
+        s = g.make(i, seed=4)
+        m = s.metadata
+        asked = m["text_lines"] if m["evidence_line"] < 0 else [m["text_lines"][m["evidence_line"]]]
+        assert not any(readable_without_fix(t, m["transform"]) for t in asked), asked
+        fonts.add(m["font"])
+        small += m["small_text"]
+        if m["small_text"]:
+            assert not m["legible_at_input"] and "crop" in s.required_ops and m["glyph_px"] >= 9
+        if s.answer_type == "choice":
+            word = s.choices[ord(s.answer) - 65]
+            shared += all(len(set(o) & set(word)) >= 2 for o in s.choices)
+    assert len(fonts) >= 5 and 5 <= small <= 30 and shared >= 3
+
+
+def test_codes_are_exact_text_answers() -> None:
+    from rewards.answers import match_answer
+    from rollout.task import Task
+
+    g = get_generator("orientation", {"question_kinds": ["number"], "transforms": ["none"], "small_text_share": 0})
+    code = next(s for s in (g.make(i, seed=2) for i in range(40)) if s.answer_type == "text" and s.answer[0] == "0")
+    task = code.to_task("c", ["x.png"], source="synthetic/orientation", split="train")
+    assert match_answer(code.answer, task).correct
+    assert not match_answer(str(int(code.answer)), task).correct  # "0427" is not 427
