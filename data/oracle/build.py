@@ -27,10 +27,11 @@ from typing import Any
 from data.oracle.grounding import grounding_problems
 from data.oracle.scripts import OracleScript, OracleTurn, OracleUnavailable, answer_text, oracle_script
 from data.oracle.variants import VARIANTS, check_variant
+from data.orientation import map_box, output_size
 from data.resolution import DEFAULT_MAX_PIXELS, LEGIBLE_PX, seen_px
 from rollout.task import Task
 from rollout.trajectory import FinishReason, Trajectory
-from sandbox.result import ExecStatus
+from sandbox.result import ORIENTATION_OPS, ExecStatus
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +76,14 @@ def _check_reading(traj: Trajectory, turn_index: int, turn: OracleTurn, max_pixe
     if pos >= len(images) or images[pos].region is None:
         return f"turn {turn_index} reads a box off image {pos} of turn {obs[-back]}, which has no traced region"
     im = images[pos]
-    rb = im.region.box
+    rb, ev = tuple(im.region.box), tuple(traj.task.evidence[0].box)
+    given = traj.images[0].array.shape
+    frame = (int(given[1]), int(given[0]))
+    for op in im.region.ops:  # a view of a turned image: bring the crop and the evidence into that image's frame
+        if op in ORIENTATION_OPS:
+            rb, ev, frame = map_box(rb, op, frame), map_box(ev, op, frame), output_size(frame, op)
     w, h = im.size
     sx, sy = w / (rb[2] - rb[0]), h / (rb[3] - rb[1])
-    ev = traj.task.evidence[0].box
     view = ((ev[0] - rb[0]) * sx, (ev[1] - rb[1]) * sy, (ev[2] - rb[0]) * sx, (ev[3] - rb[1]) * sy)
     r = turn.reading
     assert r is not None

@@ -43,6 +43,10 @@ UNDO = {
     "flip_v": "flip it top to bottom",
 }
 IMPORTS = "from PIL import Image, ImageOps, ImageEnhance"
+# Quarter turns of a landscape put the sky on one side, visible at any resolution: where, for the op that fixes it.
+# (A half turn and a vertical flip both put it at the bottom, and a mirror leaves it on top: for those, the zoom on
+# the characters is what shows the transform.)
+SEEN_FROM_SCENE = {"rotate270": "left", "rotate90": "right"}
 
 
 @dataclass(frozen=True)
@@ -324,6 +328,22 @@ def _multi_tool(task: Task, var: str, size: tuple[int, int], rng: np.random.Gene
         final = map_box(zoom_box(plan, fixed_size, plan.cell, None), inverse(op), fixed_size)
         return OracleScript(task.id, variant, turns, expected_ops={op, "crop"},
                             final_crop=tuple(int(round(v)) for v in final))  # type: ignore[arg-type]
+    if op in SEEN_FROM_SCENE and task.metadata.get("up_cue") == "landscape":
+        # The sky is on one side: the quarter turn is visible in the input. Fix it first, then search upright.
+        fixed_size = output_size(size, op)
+        side = SEEN_FROM_SCENE[op]
+        intro = _pick(rng, [
+            f"The sky and the horizon are on the {side} side of the image, so the scene is {_looks(op)}. I'll "
+            f"{UNDO[op]} before searching.",
+            f"Looking at the scene, the ground is opposite the sky, which is on the {side}: the picture is "
+            f"{_looks(op)}. Let me {UNDO[op]} first.",
+        ])
+        s = _search(task, "fixed", fixed_size, map_box(box, op, size), rng, explore=explore)
+        turns = [OracleTurn(intro, code=_fix_code(op, var, "fixed", size, rng)), *s.turns,
+                 _final(task, rng, _seen_after_crop(task))]
+        final = map_box(s.final_box, inverse(op), fixed_size)
+        return OracleScript(task.id, variant, turns, expected_ops={op, "crop"},
+                            final_crop=tuple(int(round(v)) for v in final))  # type: ignore[arg-type]
     s = _search(task, var, size, box, rng, explore=explore, enhance=(op is None and not explore))
     turns = list(s.turns)
     expected = {"crop"}
@@ -361,6 +381,11 @@ def _error_recovery(task: Task, var: str, size: tuple[int, int], rng: np.random.
                             [first, OracleTurn(f"{why} {rest[0].text}", code=rest[0].code), *rest[1:]])
     op = orientation_op(task)
     if op is not None and not needs_crop(task):
+        rest = _single_tool(task, var, size, rng)
+    else:
+        rest = _multi_tool(task, var, size, rng) if op is not None else _single_tool(task, var, size, rng)
+    first_code = rest.turns[0].code or ""
+    if op is not None and "cells = grid(" not in first_code:  # the script starts with the orientation fix
         cv2_code = {"rotate90": "cv2.ROTATE_90_COUNTERCLOCKWISE", "rotate270": "cv2.ROTATE_90_CLOCKWISE",
                     "rotate180": "cv2.ROTATE_180"}
         if k == 0:
@@ -371,13 +396,11 @@ def _error_recovery(task: Task, var: str, size: tuple[int, int], rng: np.random.
         else:
             bad = f"{IMPORTS}\nfixed = {pil_code(op, 'img')}\nshow(fixed)"
             why = f"The image variable is {var}, not img."
-        rest = _single_tool(task, var, size, rng)
-        turns = [OracleTurn(_orientation_seen(task, op, rng), code=bad, expect_error=True),
-                 OracleTurn(why, code=rest.turns[0].code), *rest.turns[1:]]
-        return OracleScript(task.id, "error_recovery", turns, expected_ops=rest.expected_ops)
-    rest = _multi_tool(task, var, size, rng) if op is not None else _single_tool(task, var, size, rng)
+        turns = [OracleTurn(rest.turns[0].text, code=bad, expect_error=True),
+                 OracleTurn(why, code=first_code), *rest.turns[1:]]
+        return OracleScript(task.id, "error_recovery", turns, expected_ops=rest.expected_ops,
+                            final_crop=rest.final_crop)
     k = int(rng.integers(3))
-    first_code = rest.turns[0].code or ""
     cells_line = next(line for line in first_code.splitlines() if line.startswith("cells = grid("))
     bad = [cells_line + "\nprint(cells)",  # the helper is used before it is defined
            f"W, H = {var}.shape[:2]\nprint(W, H)",

@@ -311,3 +311,12 @@ def test_codes_are_exact_text_answers() -> None:
     task = code.to_task("c", ["x.png"], source="synthetic/orientation", split="train")
     assert match_answer(code.answer, task).correct
     assert not match_answer(str(int(code.answer)), task).correct  # "0427" is not 427
+
+
+def test_symbolic_shapes_stay_inside_the_image() -> None:
+    """Nothing drawn touches the border: no shape is cut off (counting a half-visible shape is ambiguous)."""
+    g = get_generator("symbolic")
+    for i in range(30):
+        arr = _arr(g.make(i, seed=9).images[0])
+        ink = np.any(arr < 250, axis=-1)
+        assert not (ink[:2].any() or ink[-2:].any() or ink[:, :2].any() or ink[:, -2:].any()), i

@@ -192,3 +192,19 @@ def test_tracebacks_show_only_the_users_frames(pool: Any, tasks: dict[str, list[
     obs = traj.turns[traj.steps[0].observation_turn].text
     assert '<cell 1>", line 2' in obs and "error" in obs.lower()
     assert 'File "/' not in obs and "trace_cv2" not in obs, obs
+
+
+def test_a_turned_landscape_is_fixed_before_the_search(pool: Any, tmp_path: Path) -> None:
+    """A quarter turn puts the sky on one side, which the input shows: the oracle says so, fixes the image, then
+    searches the upright scene; readings off the upright views are checked in that frame."""
+    g = get_generator("multi_tool", {**SMALL["multi_tool"], "transforms": ["rotate90"]})
+    task = g.write(g.make(0, seed=3), "mt-turned", tmp_path)
+    assert task.metadata["up_cue"] == "landscape" and task.required_ops == ["rotate270", "crop"]
+    result = build_oracle_trajectories([task], protocol=get_protocol("codevl"), pool=pool,
+                                       variants=["multi_tool", "multi_crop"], progress=False)
+    assert not result.failures, [f.reason for f in result.failures]
+    for traj in result.trajectories:
+        first = traj.turns[0]
+        assert "sky" in first.text and "left" in first.text  # rotate90 turned the top to the left
+        assert traj.steps[0].result.ops_used() == {"rotate270"}
+        assert "crop" in traj.steps[-1].result.ops_used()
