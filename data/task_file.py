@@ -1,4 +1,4 @@
-"""Task files: JSONL of `Task` rows with image paths relative to the file (DESIGN.md, "The data that flows" 1).
+"""Task files: JSONL of `Task` rows with image paths relative to the file.
 
     tasks = read_tasks("train/tasks.jsonl")                    # raises TaskFileError listing every bad row
     result = read_tasks_report("tasks.jsonl", skip_invalid=True, rejects_path="rejected.jsonl")

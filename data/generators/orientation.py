@@ -59,10 +59,10 @@ class OrientationConfig(GeneratorConfig):
     question_kinds: list[str] = Field(default_factory=lambda: list(QUESTION_KINDS))
     backgrounds: list[str] = Field(default_factory=lambda: list(BACKGROUND_KINDS))
     nonsense_share: float = Field(0.3, ge=0, le=1, description="share of `word` tasks with a random string")
-    small_text_share: float = Field(0.25, ge=0, le=1, description="share of tasks whose text is too small to read at "
+    small_text_share: float = Field(0.2, ge=0, le=1, description="share of tasks whose text is too small to read at "
                                                                   "max_pixels (they also require a crop)")
-    small_min_side: int = Field(1600, ge=256, description="longer side of images with small text, at least")
-    small_max_side: int = Field(2800, ge=256, description="longer side of images with small text, at most")
+    small_min_side: int = Field(1400, ge=256, description="longer side of images with small text, at least")
+    small_max_side: int = Field(2200, ge=256, description="longer side of images with small text, at most")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=28 * 28, description="the model's input resolution (processor "
                                                                         "max_pixels) that decides legibility")
 

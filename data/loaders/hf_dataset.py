@@ -1,4 +1,4 @@
-"""Any local Hugging Face `datasets` folder (DESIGN.md, data): tasks saved with `tasks_to_dataset(...).save_to_disk`
+"""Any local Hugging Face `datasets` folder: tasks saved with `tasks_to_dataset(...).save_to_disk`
 (or pushed and downloaded elsewhere), or another dataset whose columns are named in the options.
 
     load_benchmark("hf", "my_tasks_ds/")                                            # our columns

@@ -8,7 +8,8 @@ sandbox and its real output becomes the next observation, rendered by the protoc
 message-level SFT data in the exact format the model will see when it acts.
 
 Every trajectory is then checked against its script (`check_trajectory`): it answered, with the task's answer; each
-block succeeded, except the one meant to fail, which failed; the sandbox's operation trace shows the ops the script
+block succeeded, except the one meant to fail, which failed; no crop covers more than half the image (it would zoom
+nothing); the sandbox's operation trace shows the ops the script
 used (e.g. `rotate270` and `crop`); a traced crop really covers the evidence box; and it is grounded
 (`data.oracle.grounding`: no coordinate or answer stated before an observation showed it, no host path in an
 observation). A trajectory that fails a check is not kept and is reported with the reason (it means a bug in a generator, a script or the sandbox, never
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data.oracle.grounding import grounding_problems
+from data.oracle.search import MAX_CROP_SHARE
 from data.oracle.scripts import OracleScript, OracleTurn, OracleUnavailable, answer_text, oracle_script
 from data.oracle.variants import VARIANTS, check_variant
 from data.orientation import map_box, output_size
@@ -122,6 +124,11 @@ def check_trajectory(traj: Trajectory, script: OracleScript, max_pixels: int = D
         ops |= res.ops_used()
         crops += [tuple(o.box) for o in res.ops if o.op == "crop" and o.box is not None and o.input_index in (0, None)]
         crops += [tuple(im.region.box) for im in res.images if im.region is not None and "crop" in im.region.ops]
+    given = traj.images[0].array.shape if traj.images else None
+    if given is not None:
+        for c in crops:
+            if (c[2] - c[0]) * (c[3] - c[1]) > MAX_CROP_SHARE * given[0] * given[1] + 1:
+                return f"a crop {[round(v) for v in c]} covers most of the {given[1]}x{given[0]} image: it zooms nothing"
     missing = script.expected_ops - ops
     if missing:
         return f"the operation trace lacks {sorted(missing)} (traced: {sorted(ops)})"

@@ -31,7 +31,7 @@ Box = tuple[int, int, int, int]
 CANDIDATE_GROW = 0.25
 ZOOM_GROW = 0.5
 SUB_GRID = (3, 3)
-VIEW_MAX_SIDE = 1280  # overview images are shown reduced to about this long side
+MAX_CROP_SHARE = 0.5  # an oracle never crops more than this share of the image (such a crop zooms nothing)
 
 GRID_HELPERS = '''from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageEnhance
 
@@ -92,11 +92,6 @@ def zoom_factor(box: Sequence[int], long_side: int = 640) -> int:
     return int(np.clip(round(long_side / side), 2, 12))
 
 
-def reduce_factor(size: tuple[int, int], max_side: int = VIEW_MAX_SIDE) -> int:
-    """Integer reduction for showing an overview of `size` at about `max_side` (1 = as it is)."""
-    return max(1, math.ceil(max(size) / max_side))
-
-
 @dataclass
 class SearchPlan:
     """Where a grid search goes for a target: the grid, the cell and sub-cell holding it, distractor cells, and
@@ -133,6 +128,8 @@ def plan_search(size: tuple[int, int], target: Sequence[float], rng: np.random.G
             continue
         cell = min(fits, key=lambda n: _centre_dist(cells[n], target))
         cell_box = grow(cells[cell], CANDIDATE_GROW, size)
+        if (cell_box[2] - cell_box[0]) * (cell_box[3] - cell_box[1]) > MAX_CROP_SHARE * size[0] * size[1]:
+            continue  # a crop of most of the image is no zoom: no search for a target this large
         others = [n for n in cells if n != cell]
         picked: list[str] = []
         for d in distractors:  # cells holding look-alikes first

@@ -304,7 +304,6 @@ def test_orientation_items_test_the_transform_and_vary_their_text() -> None:
 
 def test_codes_are_exact_text_answers() -> None:
     from rewards.answers import match_answer
-    from rollout.task import Task
 
     g = get_generator("orientation", {"question_kinds": ["number"], "transforms": ["none"], "small_text_share": 0})
     code = next(s for s in (g.make(i, seed=2) for i in range(40)) if s.answer_type == "text" and s.answer[0] == "0")

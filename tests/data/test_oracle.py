@@ -167,14 +167,24 @@ def test_the_check_rejects_what_was_not_shown(pool: Any, tasks: dict[str, list[T
     assert reason is not None and "not grounded" in reason and "before any observation showed them" in reason
     assert str((x1 + x2) // 2) in reason
 
-    # the same crop after a reading off the full image as shown: the reading must hold the evidence, visibly
-    wrong = (0, 0, 20, 20) if x1 > 40 else (task.metadata["image_size"][0] - 20, 0, task.metadata["image_size"][0], 20)
-    look = "show(image_clue_0.crop((0, 0, image_clue_0.width, image_clue_0.height)))"
+    # the same crop after a reading off a half of the image that holds the target: the reading must hold the
+    # evidence (in that view's pixels), visibly
+    w, h = task.metadata["image_size"]
+    left = max(0, x2 - w // 2)
+    look = f"show(image_clue_0.crop(({left}, 0, {left} + image_clue_0.width // 2, image_clue_0.height)))"
+    vx1 = x1 - left  # the target's left edge in that view
+    wrong = (0, 0, 20, 20) if vx1 > 40 else (w // 2 - 20, 0, w // 2, 20)
     turns = [OracleTurn("Let me look at the whole image.", code=look),
              OracleTurn(f"It spans {wrong}.", code=code, reading=wrong), OracleTurn("Visible now.", answer=a)]
     traj, script = _run_script(pool, task, turns, expected_ops={"crop"}, final_crop=crop)
     reason = check_trajectory(traj, script)
     assert reason is not None and "but the evidence is at" in reason
+
+    # a "zoom" on most of the image zooms nothing (issue: no crop of 60% of the image in a chain)
+    whole = "c = image_clue_0.crop((0, 0, image_clue_0.width, image_clue_0.height))\nshow(c)"
+    traj, script = _run_script(pool, task, [OracleTurn("Crop.", code=whole), OracleTurn("Done.", answer=a)],
+                               expected_ops={"crop"})
+    assert "zooms nothing" in (check_trajectory(traj, script) or "")
 
     if task.answer_type == "text" and len(a) >= 2:
         leak = [OracleTurn(f"It probably says {a}; let me check.", code=look), OracleTurn("Yes.", answer=a)]
