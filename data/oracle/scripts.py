@@ -210,11 +210,12 @@ def _search(task: Task, src: str, size: tuple[int, int], box: Sequence[float], r
     intro = first_text or _pick(rng, [
         f"The question is about {name}, which is far too small to make out in this {size[0]}x{size[1]} image. "
         f"There are small marks that could be it in the {places} part of the image. I'll split the image into "
-        f"{grid_words} and enlarge those cells.",
+        f"{grid_words} and enlarge those cells" + (", each with a finer labelled grid." if explore else "."),
         f"{_cap(name)} must be tiny here: I can only see small spots that might be it, in the {places} part. Let me "
-        f"cut the image into {grid_words} and look at those cells closely.",
+        f"cut the image into {grid_words} and look at those cells closely" + (", each with a sub-grid." if explore
+                                                                              else "."),
     ])
-    turns = [OracleTurn(intro, code=candidates_code(src, plan, size, helpers=helpers))]
+    turns = [OracleTurn(intro, code=candidates_code(src, plan, size, helpers=helpers, sub_grids=explore))]
     others = [c for c in plan.candidates if c != plan.cell]
     reading = view_reading(plan, size, box, rng)
     pos = plan.candidates.index(plan.cell)

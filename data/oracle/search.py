@@ -6,7 +6,8 @@ computes and prints:
 
 1. candidates: the input (as the model sees it) shows where small marks are; the image is split into an R x C grid
    (rows A, B, ... from the top, columns 1, 2, ... from the left) and two or three cells that could hold the target
-   are shown enlarged, each widened by 25% and with a 3 x 3 sub-grid (a1 ... c3), their boxes printed;
+   are shown enlarged, each widened by 25%, their boxes printed (for `multi_crop`, each with a labelled 3 x 3
+   sub-grid, a1 ... c3, whose boxes are printed too);
 2. zoom: in the enlarged view of the right cell the target is visible; the text says where it is in that view (a
    reading, checked against the evidence and the view's traced region by `data.oracle.build`), and the code crops
    that part, converted back to image pixels, and enlarges it: the view that reads the answer.
@@ -36,20 +37,20 @@ MAX_CROP_SHARE = 0.5  # an oracle never crops more than this share of the image 
 GRID_HELPERS = '''from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageEnhance
 
 def grid(img, rows, cols, x0=0, y0=0, letters="ABCDEFGH"):
-    """Cells of img named A1, A2, ... (row letter, column number), as boxes in full-image coordinates."""
+    # cells A1, A2, ... (row letter, column number) as boxes in full-image coordinates
     w, h = img.size
     return {f"{letters[r]}{c + 1}": (x0 + c * w // cols, y0 + r * h // rows,
                                      x0 + (c + 1) * w // cols, y0 + (r + 1) * h // rows)
             for r in range(rows) for c in range(cols)}
 
 def grow(box, frac, size):
-    """box widened by frac of its width and height on every side, kept inside an image of size (w, h)."""
+    # box widened by frac of its width and height on every side, kept inside the image
     x1, y1, x2, y2 = box
     dx, dy = int((x2 - x1) * frac), int((y2 - y1) * frac)
-    return (max(0, x1 - dx), max(0, y1 - dy), min(size[0], x2 + dx), min(size[1], y2 + dy))
+    return (max(0, x1 - dx), max(0, y1 - dy), min(size[0], x2 + dx), min(size[1], y2 + dy))'''
 
-def with_grid(img, cells, x0=0, y0=0, k=1):
-    """A copy of img (a region starting at x0, y0; enlarged k times) with the cells outlined and labelled."""
+WITH_GRID_HELPER = '''def with_grid(img, cells, x0=0, y0=0, k=1):
+    # img (a region from x0, y0, enlarged k times) with the cells outlined and labelled
     out = img.convert("RGB")
     if k != 1:
         out = out.resize((out.width * k, out.height * k), Image.Resampling.LANCZOS)
@@ -171,19 +172,32 @@ def candidates_k(plan: SearchPlan, size: tuple[int, int]) -> int:
     return int(np.clip(round(900 / widest), 1, 4))
 
 
-def candidates_code(src: str, plan: SearchPlan, size: tuple[int, int], *, helpers: bool = True) -> str:
-    """Define the grid helpers, the grid, and show the candidate cells enlarged with their sub-grids."""
+def candidates_code(src: str, plan: SearchPlan, size: tuple[int, int], *, helpers: bool = True,
+                    sub_grids: bool = False) -> str:
+    """Define the grid helpers and the grid, and show the candidate cells enlarged (with `sub_grids`: each with a
+    labelled 3 x 3 sub-grid, whose boxes are printed, for a zoom into a sub-cell by its label)."""
     k = candidates_k(plan, size)
+    lines = [*([GRID_HELPERS, ""] if helpers else []), *([WITH_GRID_HELPER, ""] if sub_grids else []),
+             f"cells = grid({src}, {plan.rows}, {plan.cols})"]
+    if sub_grids:
+        return "\n".join([
+            *lines, "sub = {}",
+            f"for name in {list(plan.candidates)!r}:",
+            f"    box = grow(cells[name], {CANDIDATE_GROW}, {src}.size)",
+            f"    region = {src}.crop(box)",
+            '    sub[name] = grid(region, 3, 3, box[0], box[1], letters="abc")',
+            '    print(name, "widened to", box, "sub-cells:", sub[name])',
+            f"    show(with_grid(region, sub[name], box[0], box[1], k={k}))",
+        ])
+    show = "show(region)" if k == 1 else \
+        f"show(region.resize((region.width * {k}, region.height * {k}), Image.Resampling.LANCZOS))"
     return "\n".join([
-        *([GRID_HELPERS, ""] if helpers else []),
-        f"cells = grid({src}, {plan.rows}, {plan.cols})",
-        "sub = {}",
+        *lines,
         f"for name in {list(plan.candidates)!r}:",
         f"    box = grow(cells[name], {CANDIDATE_GROW}, {src}.size)",
         f"    region = {src}.crop(box)",
-        '    sub[name] = grid(region, 3, 3, box[0], box[1], letters="abc")',
-        '    print(name, "widened to", box, "sub-cells:", sub[name])',
-        f"    show(with_grid(region, sub[name], box[0], box[1], k={k}))",
+        '    print(name, "widened to", box)',
+        f"    {show}",
     ])
 
 
