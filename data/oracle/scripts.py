@@ -386,7 +386,7 @@ def _error_recovery(task: Task, var: str, size: tuple[int, int], rng: np.random.
     else:
         rest = _multi_tool(task, var, size, rng) if op is not None else _single_tool(task, var, size, rng)
     first_code = rest.turns[0].code or ""
-    if op is not None and "cells = grid(" not in first_code:  # the script starts with the orientation fix
+    if op is not None and "cells = " not in first_code:  # the script starts with the orientation fix
         cv2_code = {"rotate90": "cv2.ROTATE_90_COUNTERCLOCKWISE", "rotate270": "cv2.ROTATE_90_CLOCKWISE",
                     "rotate180": "cv2.ROTATE_180"}
         if k == 0:
@@ -402,15 +402,26 @@ def _error_recovery(task: Task, var: str, size: tuple[int, int], rng: np.random.
         return OracleScript(task.id, "error_recovery", turns, expected_ops=rest.expected_ops,
                             final_crop=rest.final_crop)
     k = int(rng.integers(3))
-    cells_line = next(line for line in first_code.splitlines() if line.startswith("cells = grid("))
-    bad = [cells_line + "\nprint(cells)",  # the helper is used before it is defined
-           f"W, H = {var}.shape[:2]\nprint(W, H)",
-           GRID_HELPERS + "\n\n" + cells_line.replace(f"grid({var},", "grid(image,") + "\nprint(cells)"][k]
-    if var == "image" and k == 2:
-        bad = bad.replace("grid(image,", "grid(img,")
-    why = ["grid is not defined yet: I have to define the helper functions first.",
-           "A PIL image has no .shape; its size is .size, and the prompt gives it anyway. On to the grid.",
-           f"That variable does not exist; the input image is {var}."][k]
+    compact = "cells = grid(" not in first_code
+    if compact:  # W, H = image.size; cells = {...}; def grow ...
+        cells_line = next(line for line in first_code.splitlines() if line.startswith("cells = "))
+        bad = ["\n".join(ln for ln in first_code.splitlines() if not ln.startswith("W, H = ")),  # size not read
+               f"W, H = {var}.shape[:2]\nprint(W, H)",
+               first_code.replace(f"W, H = {var}.size", "W, H = image.size" if var != "image" else "W, H = img.size")
+               ][k]
+        why = ["W and H are not defined yet: I have to read the image size first.",
+               "A PIL image has no .shape; its size is .size, and the prompt gives it anyway. On to the grid.",
+               f"That variable does not exist; the input image is {var}."][k]
+    else:
+        cells_line = next(line for line in first_code.splitlines() if line.startswith("cells = grid("))
+        bad = [cells_line + "\nprint(cells)",  # the helper is used before it is defined
+               f"W, H = {var}.shape[:2]\nprint(W, H)",
+               GRID_HELPERS + "\n\n" + cells_line.replace(f"grid({var},", "grid(image,") + "\nprint(cells)"][k]
+        if var == "image" and k == 2:
+            bad = bad.replace("grid(image,", "grid(img,")
+        why = ["grid is not defined yet: I have to define the helper functions first.",
+               "A PIL image has no .shape; its size is .size, and the prompt gives it anyway. On to the grid.",
+               f"That variable does not exist; the input image is {var}."][k]
     first = OracleTurn(rest.turns[0].text, code=bad, expect_error=True)
     turns = [first, OracleTurn(why, code=first_code), *rest.turns[1:]]
     return OracleScript(task.id, "error_recovery", turns, expected_ops=rest.expected_ops, final_crop=rest.final_crop)

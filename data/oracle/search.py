@@ -172,6 +172,20 @@ def candidates_k(plan: SearchPlan, size: tuple[int, int]) -> int:
     return int(np.clip(round(900 / widest), 1, 4))
 
 
+def compact_grid_code(src: str, rows: int, cols: int) -> str:
+    """The grid in a few lines (no general helper): `cells` by name and `grow`, the same arithmetic as `grid` and
+    `grow` here."""
+    return "\n".join([
+        f"W, H = {src}.size",
+        f"cells = {{f\"{{'ABCDEFGH'[r]}}{{c + 1}}\": (c * W // {cols}, r * H // {rows}, (c + 1) * W // {cols}, "
+        f"(r + 1) * H // {rows})",
+        f"         for r in range({rows}) for c in range({cols})}}  # rows A.. from the top, columns 1.. from the left",
+        "def grow(b, f, size):  # b widened by f of its width and height on every side, inside the image",
+        "    dx, dy = int((b[2] - b[0]) * f), int((b[3] - b[1]) * f)",
+        "    return (max(0, b[0] - dx), max(0, b[1] - dy), min(size[0], b[2] + dx), min(size[1], b[3] + dy))",
+    ])
+
+
 def candidates_code(src: str, plan: SearchPlan, size: tuple[int, int], *, helpers: bool = True,
                     sub_grids: bool = False) -> str:
     """Define the grid helpers and the grid, and show the candidate cells enlarged (with `sub_grids`: each with a
@@ -192,7 +206,8 @@ def candidates_code(src: str, plan: SearchPlan, size: tuple[int, int], *, helper
     show = "show(region)" if k == 1 else \
         f"show(region.resize((region.width * {k}, region.height * {k}), Image.Resampling.LANCZOS))"
     return "\n".join([
-        *lines,
+        "from PIL import Image, ImageOps, ImageEnhance",
+        compact_grid_code(src, plan.rows, plan.cols),
         f"for name in {list(plan.candidates)!r}:",
         f"    box = grow(cells[name], {CANDIDATE_GROW}, {src}.size)",
         f"    region = {src}.crop(box)",
@@ -246,8 +261,7 @@ def reading_code(src: str, plan: SearchPlan, size: tuple[int, int], reading: Seq
 
 def cell_zoom_code(src: str, plan: SearchPlan, size: tuple[int, int]) -> str:
     """Define the helpers and the grid, then crop the target's cell (widened) and enlarge it."""
-    return "\n".join([GRID_HELPERS, "", f"cells = grid({src}, {plan.rows}, {plan.cols})",
-                      zoom_code(src, plan, size, plan.cell, None)])
+    return "\n".join([compact_grid_code(src, plan.rows, plan.cols), zoom_code(src, plan, size, plan.cell, None)])
 
 
 def position_words(plan: SearchPlan, cell: str) -> str:
