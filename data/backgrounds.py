@@ -4,8 +4,12 @@ Two families:
 
 - `background(rng, size, kind)`: what rendered text sits on in the orientation tasks (solid colours, gradients,
   smooth colour noise, stripes, checkers, paper grain, soft blobs), so the text is not always black on white;
-- `cluttered_scene(rng, size, ...)`: the busy, high-resolution scenes that hide a tiny target in the visual-search
-  tasks: a smooth colour field covered with hundreds of muted rectangles, ellipses, lines and grey text-like strokes.
+- `cluttered_scene(rng, size, style=...)`: the busy, high-resolution scenes that hide a tiny target in the
+  visual-search tasks, in several styles (`CLUTTER_STYLES`): `shapes` (a smooth colour field covered with hundreds of
+  muted rectangles, ellipses, lines and grey text-like strokes), `blocks` (shelves of boxes and cartons with
+  label-like strokes, like a market or a warehouse), `texture` (foliage-like speckle and twigs over soft patches),
+  `landscape` (sky above, ground below with a horizon, trees and buildings standing on it, clutter on the ground:
+  a scene with a real up direction, so a rotation or flip of it can be seen at any resolution).
 
 Clutter only uses *muted* colours (low saturation) so that a saturated target stays unique and nameable ("the small
 red star"), and never draws the shapes that targets use (see `data.generators.visual_search`).
@@ -19,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 BACKGROUND_KINDS: tuple[str, ...] = ("solid", "gradient", "noise", "stripes", "checker", "paper", "blobs")
+CLUTTER_STYLES: tuple[str, ...] = ("shapes", "blocks", "texture", "landscape")
 
 Colour = tuple[int, int, int]
 
@@ -114,18 +119,33 @@ def muted_colour(rng: np.random.Generator) -> Colour:
     return random_colour(rng, sat=(0.0, 0.28), val=(0.15, 0.95))
 
 
-def cluttered_scene(rng: np.random.Generator, size: tuple[int, int], *, density: float = 1.0) -> Image.Image:
-    """A busy RGB scene of `size`: smooth muted colour field plus many muted rectangles, ellipses, lines and
-    stroke clusters. `density` scales the number of items (about 250 per megapixel at 1.0)."""
+def cluttered_scene(rng: np.random.Generator, size: tuple[int, int], *, density: float = 1.0,
+                    style: str = "shapes") -> Image.Image:
+    """A busy RGB scene of `size` in `style` (see the module docstring). `density` scales the number of items
+    (about 250 per megapixel at 1.0)."""
+    if style not in CLUTTER_STYLES:
+        raise ValueError(f"unknown clutter style {style!r}; valid styles: {', '.join(CLUTTER_STYLES)}")
     w, h = size
-    img = smooth_field(rng, size, cells=int(rng.integers(4, 12)), lo=60, hi=200, saturation=0.3)
-    d = ImageDraw.Draw(img)
     n = int(density * 250 * (w * h) / 1e6) + 20
-    short = min(w, h)
+    if style == "blocks":
+        return _blocks(rng, size, n)
+    if style == "texture":
+        return _texture(rng, size, n)
+    if style == "landscape":
+        return _landscape(rng, size, n)
+    img = smooth_field(rng, size, cells=int(rng.integers(4, 12)), lo=60, hi=200, saturation=0.3)
+    _shapes(ImageDraw.Draw(img), rng, (0, 0, w, h), n)
+    return img
+
+
+def _shapes(d: ImageDraw.ImageDraw, rng: np.random.Generator, area: tuple[int, int, int, int], n: int) -> None:
+    """`n` muted rectangles, ellipses, lines, outlines and stroke clusters inside `area` (x1, y1, x2, y2)."""
+    ax1, ay1, ax2, ay2 = area
+    short = max(1, min(ax2 - ax1, ay2 - ay1))
     for _ in range(n):
         kind = rng.integers(5)
         c = muted_colour(rng)
-        x, y = int(rng.integers(-short // 20, w)), int(rng.integers(-short // 20, h))
+        x, y = int(rng.integers(ax1 - short // 20, ax2)), int(rng.integers(ay1 - short // 20, ay2))
         s = int(rng.integers(max(6, short // 60), max(8, short // 6)))
         t = int(rng.integers(max(3, s // 4), max(4, s * 2)))
         if kind == 0:
@@ -142,4 +162,77 @@ def cluttered_scene(rng: np.random.Generator, size: tuple[int, int], *, density:
                 xx = x + int(rng.integers(0, s))
                 yy = y + int(rng.integers(0, max(2, t // 2)))
                 d.line((xx, yy, xx + int(rng.integers(2, 8)), yy + int(rng.integers(-6, 7))), fill=c, width=1)
+
+
+def _blocks(rng: np.random.Generator, size: tuple[int, int], n: int) -> Image.Image:
+    """Shelves of boxes: rows of muted rectangles of varied widths, each with a few label-like grey strokes."""
+    w, h = size
+    img = Image.new("RGB", size, muted_colour(rng))
+    d = ImageDraw.Draw(img)
+    y = 0
+    while y < h:
+        row_h = int(rng.integers(max(12, h // 40), max(14, h // 14)))
+        d.rectangle((0, y + row_h - 4, w, y + row_h), fill=muted_colour(rng))  # the shelf board
+        x = int(rng.integers(-20, 10))
+        while x < w:
+            bw = int(rng.integers(max(8, row_h // 3), max(10, row_h * 2)))
+            bh = int(rng.integers(max(6, row_h // 3), max(8, row_h - 4)))
+            c = muted_colour(rng)
+            d.rectangle((x, y + row_h - 4 - bh, x + bw - 2, y + row_h - 4), fill=c, outline=muted_colour(rng))
+            for _k in range(int(rng.integers(0, 4))):  # label strokes
+                lx = x + int(rng.integers(0, max(1, bw - 6)))
+                ly = y + row_h - 4 - int(rng.integers(2, max(3, bh)))
+                d.line((lx, ly, lx + int(rng.integers(3, max(4, bw // 2))), ly), fill=muted_colour(rng), width=1)
+            x += bw
+        y += row_h
+    return img
+
+
+def _texture(rng: np.random.Generator, size: tuple[int, int], n: int) -> Image.Image:
+    """Foliage-like texture: soft patches, dense small speckles and twigs, all muted."""
+    w, h = size
+    img = smooth_field(rng, size, cells=int(rng.integers(6, 16)), lo=60, hi=190, saturation=0.3)
+    d = ImageDraw.Draw(img)
+    for _ in range(3 * n):
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        r = int(rng.integers(2, max(3, min(w, h) // 150 + 4)))
+        d.ellipse((x - r, y - r, x + r, y + int(r * rng.uniform(0.5, 1.5))), fill=muted_colour(rng))
+    for _ in range(n // 2):
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        pts = [(x, y)]
+        for _k in range(int(rng.integers(2, 6))):
+            x += int(rng.integers(-40, 41))
+            y += int(rng.integers(-40, 41))
+            pts.append((x, y))
+        d.line(pts, fill=muted_colour(rng), width=int(rng.integers(1, 4)))
+    return img
+
+
+def _landscape(rng: np.random.Generator, size: tuple[int, int], n: int) -> Image.Image:
+    """Sky (light, bluish, brighter towards the horizon) above a ground field; trees and houses stand on the
+    horizon; clutter only on the ground."""
+    w, h = size
+    horizon = int(h * float(rng.uniform(0.3, 0.5)))
+    img = smooth_field(rng, size, cells=int(rng.integers(4, 10)), lo=60, hi=170, saturation=0.3)
+    t = np.linspace(0, 1, horizon, dtype=np.float32)[:, None]
+    top = np.array([140, 170, 210], np.float32) + rng.uniform(-10, 10, 3)  # light blue, never saturated
+    low = np.array([205, 220, 235], np.float32) + rng.uniform(-8, 8, 3)
+    sky = ((1 - t) * top + t * low).clip(0, 255).astype(np.uint8)
+    img.paste(Image.fromarray(np.broadcast_to(sky[:, None, :], (horizon, w, 3)).copy()), (0, 0))
+    d = ImageDraw.Draw(img)
+    x = int(rng.integers(0, max(1, w // 20)))
+    while x < w:  # things standing on the horizon
+        kind = int(rng.integers(3))
+        s = int(rng.integers(max(10, h // 25), max(12, h // 7)))
+        if kind == 0:  # a tree: trunk and crown
+            d.rectangle((x + s // 3, horizon - s, x + s // 2, horizon), fill=(90, 70, 50))
+            d.ellipse((x, horizon - 2 * s, x + s, horizon - s // 2), fill=muted_colour(rng))
+        elif kind == 1:  # a house: walls and a roof
+            d.rectangle((x, horizon - s, x + s, horizon), fill=muted_colour(rng))
+            d.polygon([(x - s // 6, horizon - s), (x + s // 2, horizon - int(1.6 * s)), (x + s + s // 6, horizon - s)],
+                      fill=muted_colour(rng))
+        else:  # a pole
+            d.rectangle((x, horizon - 2 * s, x + max(2, s // 10), horizon), fill=muted_colour(rng))
+        x += s + int(rng.integers(s // 2, 3 * s))
+    _shapes(d, rng, (0, horizon + 2, w, h), max(10, int(n * (h - horizon) / h)))
     return img

@@ -5,12 +5,18 @@ those copies for any tasks (OCRBench, V*, HR-Bench, ...): each image is transfor
 evidence boxes (and box answers) are mapped into the new coordinates, and the inverse op is added to the required
 ops. Transform names are the project's op names (`data.orientation`): `rotate90` is a counter-clockwise quarter
 turn, so its copy requires `rotate270`.
+
+Transformed images are named by their content (a hash of the pixels, size and mode), never by task id: two tasks
+that share an id in a benchmark file (OCRBench has such ids) or that share an image get the right file each, and a
+file that exists already holds exactly these pixels.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from data.orientation import ORIENTATION_OPS, apply_op_pil, inverse, map_box
 from rollout.task import Task
@@ -28,6 +34,18 @@ def parse_transforms(spec: str | Sequence[str] | None) -> list[str]:
         if t not in ALL_TRANSFORMS:
             raise ValueError(f"unknown transform {t!r}; valid: all, {', '.join(ALL_TRANSFORMS)}")
     return items
+
+
+def _save_by_content(image: Any, out_dir: Path) -> str:
+    """Write `image` losslessly as `<hash of its pixels>.png` in `out_dir` (once); returns the absolute path."""
+    h = hashlib.sha1(f"{image.mode}|{image.size[0]}x{image.size[1]}|".encode())
+    h.update(image.tobytes())
+    path = out_dir / f"{h.hexdigest()[:24]}.png"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        image.save(tmp, format="PNG", compress_level=1)
+        tmp.replace(path)
+    return str(path.resolve())
 
 
 def transformed_variants(tasks: Iterable[Task], transforms: Sequence[str], image_dir: str | Path, *,
@@ -50,13 +68,10 @@ def transformed_variants(tasks: Iterable[Task], transforms: Sequence[str], image
             with Image.open(p) as im:
                 images.append(im.copy())
         for t in transforms:
-            paths, sizes = [], []
-            for i, im in enumerate(images):  # type: ignore[assignment]
-                moved = apply_op_pil(im, t)
-                path = out_dir / f"{task.id.replace('/', '_')}-{t}_{i}.png"
-                if not path.exists():
-                    moved.save(path, format="PNG", compress_level=1)
-                paths.append(str(path.resolve()))
+            paths: list[str] = []
+            sizes = []
+            for im in images:
+                paths.append(_save_by_content(apply_op_pil(im, t), out_dir))
                 sizes.append(im.size)
             evidence = [ev.model_copy(update={"box": map_box(ev.box, t, sizes[ev.image])}) for ev in task.evidence]
             answer = task.answer

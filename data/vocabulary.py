@@ -47,3 +47,38 @@ def styled(rng: np.random.Generator, word: str) -> str:
     """The word in lower, upper or title case."""
     k = int(rng.integers(3))
     return word.lower() if k == 0 else word.upper() if k == 1 else word.capitalize()
+
+
+def similar_words(rng: np.random.Generator, word: str, k: int) -> list[str]:
+    """`k` distractors for `word` that share letters with it (same first letter, length or many letters in common),
+    so that an option cannot be picked from a blurry glimpse of the word's shape or first letter."""
+    w = word.lower()
+
+    def score(other: str) -> float:
+        common = sum(min(w.count(c), other.count(c)) for c in set(other))
+        return common / max(len(w), len(other)) + 0.5 * (other[0] == w[0]) + 0.3 * (len(other) == len(w))
+
+    pool = sorted((x for x in WORDS if x != w), key=score, reverse=True)[: max(3 * k, 12)]
+    picked = [str(x) for x in rng.choice(pool, size=k, replace=False)]
+    return picked
+
+
+# How characters look after a flip or a half turn (only those that read as a character again). Upper case and digits,
+# plus the few lower-case letters that are their own or each other's image in common fonts.
+_MIRROR_H = {c: c for c in "AHIMOTUVWXYilmnouvwx08"} | {"b": "d", "d": "b", "p": "q", "q": "p"}
+_MIRROR_V = {c: c for c in "BCDEHIKOXcox038"} | {"b": "p", "p": "b", "d": "q", "q": "d"}
+_TURN_180 = {c: c for c in "HINOSXZlosxz018"} | {"M": "W", "W": "M", "6": "9", "9": "6", "u": "n", "n": "u",
+                                                  "b": "q", "q": "b", "d": "p", "p": "d"}
+
+
+def readable_without_fix(text: str, transform: str) -> bool:
+    """Whether `text`, after `transform` (the op applied to the image), still reads as `text` (e.g. "OTTO" mirrored
+    left-right, "BOX" flipped top-bottom, "SOS" turned half-way): such an item does not test the transform."""
+    chars = [c for c in text if not c.isspace()]
+    if transform == "flip_h":
+        return all(c in _MIRROR_H for c in chars) and "".join(_MIRROR_H[c] for c in reversed(chars)) == "".join(chars)
+    if transform == "flip_v":
+        return all(c in _MIRROR_V for c in chars) and "".join(_MIRROR_V[c] for c in chars) == "".join(chars)
+    if transform == "rotate180":
+        return all(c in _TURN_180 for c in chars) and "".join(_TURN_180[c] for c in reversed(chars)) == "".join(chars)
+    return False  # quarter turns leave text sideways

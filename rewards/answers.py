@@ -13,7 +13,7 @@ Matching (`match_answer`) by `Task.answer_type`:
   separators removed, else the last number in it) within `|p - g| <= max(abs_tol, rel_tol * |g|)`;
 - `text`: SQuAD-style normalisation (NFKC, lower case, punctuation and the articles a/an/the removed, spaces
   collapsed), then equality (or, with `text_match=contains`, the gold as a whole-word substring); two pure
-  numbers compare as numbers;
+  numbers compare as numbers, except for answers that are codes (`metadata["exact_text"]`: "0427" is not 427);
 - `box`: the first four numbers of the prediction as `(x1, y1, x2, y2)`; IoU with the gold box; score 1 when
   IoU >= `box_iou_threshold` (`box_score=threshold`) or the IoU itself (`box_score=iou`; correct still means
   IoU >= threshold).
@@ -141,14 +141,22 @@ def parse_number(text: str, *, whole: bool = False) -> float | None:
 
 
 def parse_choice(text: str, choices: list[str] | None = None) -> str | None:
-    """The option letter a prediction names (upper case), or None. With `choices`, a prediction equal to an
-    option's text (normalised) names that option, and letters beyond the options are rejected."""
+    """The option letter a prediction names (upper case), or None. A letter (`B`, `(B)`, `B. text`) takes
+    precedence; otherwise, with `choices`, a prediction equal to an option's text (normalised) names that option.
+    Letters beyond the options are rejected."""
     s = clean_answer(text)
+    letter = _choice_letter(s, choices)
+    if letter is not None:  # a letter names its option even when it is also some option's text
+        return letter
     norm = normalize_text(s)
     if choices:
         for k, option in enumerate(choices):
             if norm and norm == normalize_text(option):
                 return chr(ord("A") + k)
+    return None
+
+
+def _choice_letter(s: str, choices: list[str] | None) -> str | None:
     s = _CHOICE_PREFIX.sub("", s).strip()
     letter = None
     for pattern in (r"^[(\[]?([A-Za-z])[)\]]?[.:]?$",  # B  (B)  [b]  B.  B:
@@ -185,6 +193,9 @@ def match_answer(predicted: str | None, task: Task, params: AnswerMatchParams | 
     params = params or AnswerMatchParams()
     if predicted is None or not clean_answer(predicted):
         return AnswerMatch(0.0, False, "no_answer", predicted)
+    scoring = (task.metadata or {}).get("scoring")
+    if scoring is not None:
+        return _benchmark_match(predicted, task, scoring)
     kind = task.answer_type
     if kind == "choice":
         got = parse_choice(predicted, task.choices)
@@ -208,10 +219,26 @@ def match_answer(predicted: str | None, task: Task, params: AnswerMatchParams | 
         return AnswerMatch(score, ok, "box_iou", predicted)
     gold_text = str(task.answer)
     p_num, g_num = parse_number(predicted, whole=True), parse_number(gold_text, whole=True)
-    if p_num is not None and g_num is not None:
+    if p_num is not None and g_num is not None and not (task.metadata or {}).get("exact_text"):
         ok = numbers_close(p_num, g_num, params)
         return AnswerMatch(float(ok), ok, "text_number", predicted)
     return _match_text(predicted, task, params)
+
+
+def _benchmark_match(predicted: str, task: Task, scoring: str) -> AnswerMatch:
+    """A benchmark's published rule (`rewards.benchmark_scoring`), asked for by the task's loader."""
+    from rewards.benchmark_scoring import SCORINGS, mathvista_correct, ocrbench_correct
+
+    meta = task.metadata or {}
+    text = clean_answer(predicted)
+    if scoring == "ocrbench":
+        answers = [str(a) for a in (meta.get("answers") or [task.answer])]
+        ok = ocrbench_correct(text, answers, ignore_spaces=bool(meta.get("ignore_spaces")))
+    elif scoring == "mathvista":
+        ok = mathvista_correct(text, meta, task.choices)
+    else:
+        raise ValueError(f"task {task.id}: unknown metadata['scoring'] {scoring!r}; valid: {', '.join(SCORINGS)}")
+    return AnswerMatch(float(ok), ok, scoring, predicted)
 
 
 def _match_text(predicted: str, task: Task, params: AnswerMatchParams) -> AnswerMatch:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import builtins
 import linecache
+import os
 import signal
 import sys
 import threading
@@ -60,11 +61,26 @@ def _is_artist(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, Artist) for v in value)
 
 
+_SANDBOX_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _short_frame(frame: traceback.FrameSummary) -> traceback.FrameSummary:
+    """`frame` with its file named relative to the import path it came from (no host directories)."""
+    name = frame.filename
+    if name.startswith("<"):
+        return frame
+    roots = [p.rstrip(os.sep) + os.sep for p in sys.path if p and name.startswith(p.rstrip(os.sep) + os.sep)]
+    short = name[len(max(roots, key=len)):] if roots else os.path.basename(name)
+    return traceback.FrameSummary(short, frame.lineno, frame.name, line=frame.line)
+
+
 def _trim_traceback(exc: BaseException, cell_name: str) -> tuple[str, int | None]:
-    """The traceback from the first frame in user code on, and the failing line of this block."""
+    """The traceback from the first frame in user code on, and the failing line of this block. Frames of the sandbox
+    itself (its tracing wrappers) are left out and library frames name their module path (`PIL/Image.py`), so an
+    observation never shows a host path."""
     frames = traceback.extract_tb(exc.__traceback__)
     start = next((i for i, f in enumerate(frames) if f.filename.startswith("<cell ")), len(frames))
-    kept = frames[start:]
+    kept = [_short_frame(f) for f in frames[start:] if not f.filename.startswith(_SANDBOX_DIR)]
     line = next((f.lineno for f in reversed(kept) if f.filename == cell_name), None)
     if len(kept) > 30:
         head, tail = kept[:5], kept[-20:]

@@ -1,7 +1,9 @@
 """Multi-tool tasks (MVToolBench style): a tiny target in a cluttered scene, and the whole image rotated or mirrored.
 
 Answering needs two tools in order: undo the orientation (the inverse of the transform), then crop the tiny target
-and read it. Required ops are `[inverse(transform), "crop"]`. Targets always carry characters (`glyph` or `text`),
+and read it. Scenes are landscapes by default (`clutter_styles`): sky above a horizon with trees and houses
+standing on it, so which way is up can be seen in the input at any resolution before zooming
+(`metadata["up_cue"]`). Required ops are `[inverse(transform), "crop"]`. Targets always carry characters (`glyph` or `text`),
 so the orientation matters: glyph characters are chosen among those that do not look the same under the task's
 transform, and text codes are never palindromes of symmetric characters (`data.vocabulary`).
 
@@ -32,6 +34,10 @@ INVARIANT_CHARS: dict[str, str] = {
 class MultiToolConfig(VisualSearchConfig):
     target_kinds: list[str] = Field(default_factory=lambda: ["glyph", "text"])
     transforms: list[str] = Field(default_factory=lambda: list(ORIENTATION_OPS))
+    clutter_styles: list[str] = Field(default_factory=lambda: ["landscape"],
+                                      description="landscape scenes have a real up direction (sky, horizon, things "
+                                                  "standing on the ground), so the orientation can be seen before "
+                                                  "zooming")
 
 
 class MultiToolGenerator(Generator):
@@ -71,11 +77,14 @@ class MultiToolGenerator(Generator):
         given = apply_op_pil(upright.images[0], transform)
         box = [int(v) for v in map_box(up_box, transform, size)]
         mask = apply_op(upright.debug["target_mask"], transform)
+        distractors = [[int(v) for v in map_box(b, transform, size)] for b in upright.metadata["distractor_boxes"]]
+        up_cue = upright.metadata["clutter_style"] == "landscape"
         return Sample(
             images=[given], question=upright.question, answer=upright.answer, answer_type=upright.answer_type,
             choices=upright.choices, evidence=[{"box": box, "image": 0, "label": upright.evidence[0]["label"]}],
             required_ops=[inverse(transform), "crop"],
-            metadata={**upright.metadata, "task_type": self.name, "transform": transform, "upright_box": up_box},
+            metadata={**upright.metadata, "task_type": self.name, "transform": transform, "upright_box": up_box,
+                      "distractor_boxes": distractors, "up_cue": "landscape" if up_cue else None},
             debug={**upright.debug, "target_mask": mask, "upright": upright.images[0], "upright_box": up_box,
                    "transform": transform},
         )

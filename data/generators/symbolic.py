@@ -8,7 +8,8 @@ Kinds (`kinds` in the config):
 - `overlapping_circles`: 3-9 rings in an Olympic-like chain, each overlapping the next; "How many circles?" (number);
 - `nested_squares`: 2-6 squares, each strictly inside the previous; "How many squares?" (number).
 
-Everything is drawn without anti-aliasing, in exact colours, with clear gaps where things must not touch and clear
+Everything is drawn whole, at least a few pixels from the border (nothing is cut off), without anti-aliasing, in exact
+colours, with clear gaps where things must not touch and clear
 overlaps where they must: ambiguous configurations (a tangent pair, a line crossing exactly at a vertex) are
 rejected, because their answer would depend on rasterisation. That also lets oracle code (`data.oracle`) compute each
 answer from the pixels, and tests check the drawn image against the stated answer independently of the geometry.
@@ -208,8 +209,10 @@ class SymbolicGenerator(Generator):
                 break
         else:  # pragma: no cover
             raise RuntimeError("symbolic/touching_circles: could not place the circles")
-        cx1 = float(rng.uniform(r1 + 4 + max(0.0, -dist * math.cos(a)), w - r1 - 4 - max(0.0, dist * math.cos(a))))
-        cy1 = float(rng.uniform(r1 + 4 + max(0.0, -dist * math.sin(a)), h - r1 - 4 - max(0.0, dist * math.sin(a))))
+        # both circles whole, 4 px from every border: r1 <= cx1 <= w - r1 and r2 <= cx1 + dx <= w - r2 (same in y)
+        dx, dy = dist * math.cos(a), dist * math.sin(a)
+        cx1 = float(rng.uniform(max(r1, r2 - dx) + 4, min(w - r1, w - r2 - dx) - 4))
+        cy1 = float(rng.uniform(max(r1, r2 - dy) + 4, min(h - r1, h - r2 - dy) - 4))
         cx2, cy2 = cx1 + dist * math.cos(a), cy1 + dist * math.sin(a)
         img = Image.new("RGB", (w, h), (255, 255, 255))
         d = ImageDraw.Draw(img)
@@ -234,7 +237,7 @@ class SymbolicGenerator(Generator):
         per_row = math.ceil(n / rows)
         r = float(rng.uniform(34, 60))
         step = r * float(rng.uniform(1.35, 1.7))  # < 2r: neighbours overlap
-        w = int(step * (per_row - 1) + 2 * r + 2 * lw + 40)
+        w = int(step * (per_row - 1) + (step / 2 if rows == 2 else 0) + 2 * r + 2 * lw + 40)  # row 2 is offset
         h = int((rows - 1) * r + 2 * r + 2 * lw + 40)
         img = Image.new("RGB", (w, h), (255, 255, 255))
         d = ImageDraw.Draw(img)

@@ -18,13 +18,14 @@ from data.loaders.mathvista import MathVistaLoader
 from data.loaders.mvtoolbench import MVToolBenchLoader
 from data.loaders.ocrbench import OCRBenchLoader
 from data.loaders.vlmsareblind import VLMsAreBlindLoader
+from data.loaders.vlmevalkit import VLMEvalKitLoader
 from data.loaders.vstar import VStarLoader
 from data.transformed_tasks import parse_transforms, transformed_variants
 from rollout.task import Task
 
 LOADERS: dict[str, type[Loader]] = {
     cls.name: cls for cls in (VStarLoader, HRBenchLoader, OCRBenchLoader, MVToolBenchLoader, VLMsAreBlindLoader,
-                              MathVistaLoader, HFDatasetLoader)
+                              MathVistaLoader, VLMEvalKitLoader, HFDatasetLoader)
 }
 
 

@@ -1,7 +1,8 @@
 """HR-Bench 4K / 8K (Wang et al., AAAI 2025): multiple-choice perception questions on 4K and 8K images.
 
 Get it: https://huggingface.co/datasets/DreamMr/HR-Bench (files `hr_bench_4k.parquet`, `hr_bench_8k.parquet`, or the
-same tables as `hr_bench_4k.tsv` / `hr_bench_8k.tsv`, VLMEvalKit's format). Point the loader at one file (or at the
+same tables as `hr_bench_4k.tsv` / `hr_bench_8k.tsv`, VLMEvalKit's format, whose rule that an image cell of 64
+characters or fewer names another row's `index` applies to both). Point the loader at one file (or at the
 folder and pick one with `version=4k|8k`). Columns:
 
     index, question, answer (the option letter), category (single = FSP, cross = FCP), A, B, C, D,
@@ -14,29 +15,21 @@ boxes, so tasks carry none (and no required ops); rewards fall back to judge-bas
 
 from __future__ import annotations
 
-import csv
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from data.loaders.base import Loader, LoaderError, decode_base64_image, iter_parquet_rows, progress_bar, take, \
     write_image_bytes
+from data.loaders.vlmevalkit import read_tsv, resolve_image_refs
 from data.question_text import with_choices
 from rollout.task import Task
 
 COLUMNS = ("index", "question", "answer", "category", "A", "B", "C", "D", "image")
 
 
-def _tsv_rows(path: Path) -> Iterator[dict[str, Any]]:
-    csv.field_size_limit(sys.maxsize)
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise LoaderError(f"{path}: missing column(s) {', '.join(missing)}; found: {', '.join(reader.fieldnames or [])}"
-                              " (expected HR-Bench's hr_bench_4k.tsv / hr_bench_8k.tsv)")
-        yield from reader
+def _tsv_rows(path: Path) -> list[dict[str, Any]]:
+    """The TSV's rows (VLMEvalKit's format: an image cell of <= 64 characters names another row's index)."""
+    return read_tsv(path, COLUMNS)
 
 
 class HRBenchLoader(Loader):
@@ -64,7 +57,8 @@ class HRBenchLoader(Loader):
             raise LoaderError(f"hrbench: unknown option(s) {', '.join(options)}; valid: version")
         file = self._file(path, version)
         tag = "8k" if "8k" in file.name.lower() else "4k" if "4k" in file.name.lower() else (version or "hr")
-        rows = iter_parquet_rows([file], list(COLUMNS)) if file.suffix == ".parquet" else _tsv_rows(file)
+        rows = (resolve_image_refs(list(iter_parquet_rows([file], list(COLUMNS))), str(file))
+                if file.suffix == ".parquet" else _tsv_rows(file))
         out_dir = image_dir or self.default_image_dir(file)
         tasks = []
         for n, row in enumerate(progress_bar(take(rows, limit), progress, f"hrbench-{tag}")):

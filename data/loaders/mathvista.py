@@ -12,10 +12,19 @@ Get it from https://github.com/lupantech/MathVista (`data/testmini.json`, `data/
     mathvista/data/testmini-00000-of-00001-*.parquet   # the Hugging Face layout: the same fields plus
                                                        # `decoded_image` ({bytes, path}) and `query`
 
-Pass the folder (the `split=` option picks testmini or test) or a file. Multiple choice becomes a choice task whose
-answer is the letter of the correct option (options appended to the question); integer and float answers become
-numbers (with `precision` and `unit` kept in metadata); text and list answers stay text. The `test` split has no
-public answers: those items are skipped and counted in the log, never silently.
+Pass the folder (the `split=` option picks testmini or test) or a file. Also read: VLMEvalKit's
+`MathVista_MINI.tsv` (`data.loaders.vlmevalkit`).
+
+The question a task asks is MathVista's official `query` (the published field; built the same way when a copy lacks
+it): a hint that states the answer format and the required precision ("...a floating-point number with one decimal
+place..."), the question with its unit, and the choices. Multiple choice becomes a choice task whose answer is the
+letter of the correct option; integer and float answers become numbers; text and list answers stay text.
+
+Scoring as published (`metadata["scoring"] = "mathvista"`, `rewards.benchmark_scoring`, from MathVista's
+`calculate_score.py`): the prediction is normalised to the answer type (a choice letter becomes its option's text,
+so duplicate options are handled; integers truncated; floats rounded to `precision`) and compared with the answer
+string (`metadata["answer_text"]`). The `test` split has no public answers: those items are skipped and counted in
+the log, never silently.
 """
 
 from __future__ import annotations
@@ -27,10 +36,59 @@ from typing import Any, ClassVar
 
 from data.loaders.base import Loader, LoaderError, image_cell_bytes, iter_parquet_rows, progress_bar, take, \
     write_image_bytes
-from data.question_text import letter, with_choices
+from data.question_text import letter
 from rollout.task import Task
 
 logger = logging.getLogger(__name__)
+
+
+def official_query(row: dict[str, Any]) -> str:
+    """MathVista's zero-shot query for a problem: the published `query` field, else built as its `build_query.py`
+    does (hint with the answer format and precision, question with unit, choices)."""
+    if row.get("query"):
+        return str(row["query"])
+    qtype, atype, precision = row.get("question_type"), row.get("answer_type"), _precision(row.get("precision"))
+    if qtype == "multi_choice":
+        hint = "Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end."
+    elif atype == "integer":
+        hint = "Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end."
+    elif atype == "float" and precision == 2:
+        hint = ("Please answer the question requiring a floating-point number with two decimal places and provide the "
+                "final value, e.g., 1.23, 1.34, 1.45, at the end.")
+    elif atype == "float":
+        hint = ("Please answer the question requiring a floating-point number with one decimal place and provide the "
+                "final value, e.g., 1.2, 1.3, 1.4, at the end.")
+    elif atype == "list":
+        hint = ("Please answer the question requiring a Python list as an answer and provide the final list, e.g., "
+                "[1, 2, 3], [1.2, 1.3, 1.4], at the end.")
+    else:
+        hint = "Please answer the question and provide the final answer at the end."
+    question = f"Question: {row['question']}" + (f" (Unit: {row['unit']})" if row.get("unit") else "")
+    parts = [f"Hint: {hint}", question]
+    if row.get("choices") is not None and len(row["choices"]):
+        parts.append("Choices:\n" + "\n".join(f"({chr(ord('A') + i)}) {c}" for i, c in enumerate(row["choices"])))
+    return "\n".join(parts)
+
+
+def _precision(value: Any) -> int | None:
+    try:
+        return None if value in (None, "") or value != value else int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def mathvista_metadata(row: dict[str, Any], answer_text: str, pid: str) -> dict[str, Any]:
+    """Task metadata of a MathVista item: what the published scoring needs, plus the item's own metadata."""
+    extra = row.get("metadata")
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError:
+            extra = {}
+    return {"scoring": "mathvista", "answer_text": answer_text, "unit": row.get("unit") or None,
+            "precision": _precision(row.get("precision")), "question_type": row.get("question_type"),
+            "mathvista_answer_type": row.get("answer_type"), "task_type": "mathvista", "pid": pid,
+            **(extra if isinstance(extra, dict) else {})}
 
 
 class MathVistaLoader(Loader):
@@ -81,17 +139,15 @@ class MathVistaLoader(Loader):
                     raise LoaderError(f"mathvista: item {pid}: image {row['image']} not found under {base} or "
                                       f"{base.parent}; unpack the images archive next to {files[0].name}")
                 image = str(img_path.resolve())
-            meta = {"unit": row.get("unit"), "precision": row.get("precision"), "question_type": row["question_type"],
-                    "mathvista_answer_type": row["answer_type"], "task_type": "mathvista", "pid": pid,
-                    **(row.get("metadata") or {})}
-            question = str(row["question"])
+            meta = mathvista_metadata(row, str(row["answer"]), pid)
+            question = official_query(row)
             if row["question_type"] == "multi_choice":
                 choices = [str(c) for c in row["choices"]]
                 if str(row["answer"]) not in choices:
                     raise LoaderError(f"mathvista: item {pid}: answer {row['answer']!r} is not among its choices")
-                task = Task(id=f"mathvista-{pid}", images=[image], question=with_choices(question, choices),
+                task = Task(id=f"mathvista-{pid}", images=[image], question=question,
                             answer=letter(choices.index(str(row["answer"]))), answer_type="choice", choices=choices,
-                            source="mathvista", split=split, metadata={**meta, "answer_text": str(row["answer"])})
+                            source="mathvista", split=split, metadata=meta)
             elif row["answer_type"] in ("integer", "float"):
                 task = Task(id=f"mathvista-{pid}", images=[image], question=question, answer=float(row["answer"]),
                             answer_type="number", source="mathvista", split=split, metadata=meta)

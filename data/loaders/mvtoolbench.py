@@ -1,25 +1,34 @@
 """MVToolBench (CodeVision, arXiv 2512.03746): multi-tool visual questions (fix the orientation, then crop a tiny
 region, then read it).
 
-Status of the published format: at the time of writing the CodeVision authors have announced MVToolBench but their
-repository (https://github.com/ByteDance-BandAI/CodeVision) does not yet contain its files or a description of
-their fields. This loader therefore reads the layout below, which holds everything the paper says an item has
-(image, question, options, answer, the transform applied, the must-use tools, the target box); field names have
-aliases so that a release using common names (`image_path`, `options`/`choices`, `answer`/`label`, `bbox`/
-`gt_box`, `tools`/`required_tools`) loads without changes. When the official files appear, check them against
-this docstring.
+The published file is the CodeVision team's `mvtoolbench.parquet` (the test file of their veRL recipe,
+`recipe/codevision/eval.sh` in https://github.com/ByteDance-BandAI/CodeVision), one row per question in veRL's RL
+format:
 
-    mvtoolbench/
-      MVToolBench.jsonl      one item per line (or MVToolBench.json: a list), e.g.
-        {"id": "mvt-0001", "image": "images/0001.jpg", "question": "What is the plate number of the van?",
-         "options": ["KX 4521", "KX 4251", "KY 4521", "KX 4512"], "answer": "A",
-         "transform": "rotate90", "tools": ["rotate270", "crop"], "bbox": [812, 1440, 905, 1478]}
-      images/...
+    prompt         the chat messages (the user turn holds "<image>" and the question)
+    images         [{"bytes": <encoded image>, "path": ...}]   the image as given (already transformed)
+    reward_model   {"ground_truth": <answer>, "style": ...}
+    extra_info     {"answer": ..., "question": ..., "bbox": [x1, y1, x2, y2] (or "bbox_2d"),
+                    "transform": ["crop", "rotate_90"], ...}
 
-`transform` is the op applied to the original image (our names: rotate90 = counter-clockwise, `data.orientation`);
-`tools` the must-use ops in our names (accepted aliases: rot90/rot180/rot270, hflip/vflip, flip_horizontal,
-flip_vertical, zoom/zoom_in for crop). Without `tools`, the required ops are the inverse of `transform`, plus `crop`
-when a box is given. `bbox` is (x1, y1, x2, y2) in the given image's pixels; `bbox_format="xywh"` reads [x, y, w, h].
+`transform` lists what was done to make the item: the orientation transform applied to the image, in CodeVision's
+names (`rotate_90` / `rotate_180` / `rotate_270`: turned counter-clockwise by that many degrees, as PIL's
+`rotate`; `flip_horizontal`, `flip_vertical`), and `crop` when a small region must be cropped. The must-use ops are
+CodeVision's: the inverse of the transform (their reward expects `rotate_{360 - d}` for `rotate_d`), then `crop`.
+In this project's names (`data.orientation`): `rotate_90` -> `rotate90`, so the task requires `rotate270`.
+
+`bbox` is where the answer is, in the upright image (CodeVision compares it with crops taken after the orientation
+is fixed): the loader maps it into the coordinates of the image as given, as every evidence box is
+(`bbox_frame="given"` takes it as already in those coordinates). Images are written once to `image_dir` (default
+`<file stem>_images/` next to the parquet), named by content hash.
+
+Also read, for copies converted by hand: `MVToolBench.jsonl` / `.json` with one object per item, e.g.
+
+    {"id": "mvt-0001", "image": "images/0001.jpg", "question": "...", "options": [...], "answer": "A",
+     "transform": "rotate90", "tools": ["rotate270", "crop"], "bbox": [812, 1440, 905, 1478]}
+
+(`transform` in our names or CodeVision's, `tools` the must-use ops, `bbox` in the given image's pixels;
+`bbox_format="xywh"` reads [x, y, w, h]; aliases: `image_path`, `choices`, `label`, `gt_box`, `required_tools`).
 """
 
 from __future__ import annotations
@@ -28,7 +37,8 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from data.loaders.base import Loader, LoaderError, parse_option_lines, progress_bar, require, take
+from data.loaders.base import Loader, LoaderError, image_cell_bytes, iter_parquet_rows, parse_option_lines, \
+    progress_bar, require, take, write_image_bytes
 from data.orientation import inverse
 from data.question_text import LETTERS, with_choices
 from rollout.task import REQUIRED_OPS, Task
@@ -45,7 +55,9 @@ ALIASES = {
 }
 OP_ALIASES = {"rot90": "rotate90", "rot180": "rotate180", "rot270": "rotate270", "hflip": "flip_h", "vflip": "flip_v",
               "flip_horizontal": "flip_h", "flip_vertical": "flip_v", "zoom": "crop", "zoom_in": "crop",
+              "rotate_90": "rotate90", "rotate_180": "rotate180", "rotate_270": "rotate270",
               "none": None, "original": None, "": None}
+PARQUET_COLUMNS = ("prompt", "images", "reward_model", "extra_info")
 
 
 def _get(item: dict[str, Any], key: str) -> Any:
@@ -72,17 +84,27 @@ class MVToolBenchLoader(Loader):
     homepage: ClassVar[str] = "https://github.com/ByteDance-BandAI/CodeVision"
 
     def load(self, path: Path, *, image_dir: Path | None, limit: int | None, progress: bool,
-             bbox_format: str = "xyxy", **options: Any) -> list[Task]:
+             bbox_format: str = "xyxy", bbox_frame: str = "upright", **options: Any) -> list[Task]:
         if options:
-            raise LoaderError(f"mvtoolbench: unknown option(s) {', '.join(options)}; valid: bbox_format")
+            raise LoaderError(f"mvtoolbench: unknown option(s) {', '.join(options)}; valid: bbox_format, bbox_frame")
         if bbox_format not in ("xyxy", "xywh"):
             raise LoaderError(f"mvtoolbench: bbox_format must be xyxy or xywh, got {bbox_format!r}")
+        if bbox_frame not in ("upright", "given"):
+            raise LoaderError(f"mvtoolbench: bbox_frame must be upright or given, got {bbox_frame!r}")
         if path.is_dir():
-            cands = [path / "MVToolBench.jsonl", path / "MVToolBench.json"]
-            file = next((c for c in cands if c.exists()), cands[0])
+            cands = [path / "mvtoolbench.parquet", *sorted(path.glob("*.parquet")), path / "MVToolBench.jsonl",
+                     path / "MVToolBench.json"]
+            file = next((c for c in cands if c.exists()), None)
+            if file is None:
+                raise LoaderError(f"mvtoolbench: {path} holds neither mvtoolbench.parquet (the published file) nor "
+                                  "MVToolBench.jsonl / MVToolBench.json; see the docstring of "
+                                  "data/loaders/mvtoolbench.py for the layout")
         else:
             file = path
-        require(file, "MVToolBench.jsonl or MVToolBench.json", self.name)
+        require(file, "mvtoolbench.parquet (CodeVision's veRL file), MVToolBench.jsonl or MVToolBench.json", self.name)
+        if file.suffix == ".parquet":
+            out_dir = image_dir or self.default_image_dir(file)
+            return parquet_tasks(file, out_dir, limit=limit, progress=progress, bbox_frame=bbox_frame)
         if file.suffix == ".jsonl":
             items = []
             for n, line in enumerate(file.read_text().splitlines(), 1):
@@ -129,3 +151,87 @@ class MVToolBenchLoader(Loader):
                 required_ops=list(dict.fromkeys(required)), source="mvtoolbench", split="test",
                 metadata={"transform": transform or "none", "task_type": "mvtoolbench"}))
         return tasks
+
+
+def _codevision_transform(value: Any, where: str) -> tuple[str | None, bool]:
+    """(our orientation op applied to the image or None, whether a crop is required) from `extra_info.transform`."""
+    items = _as_list(value)
+    applied, crop = None, False
+    for item in items:
+        op = _op(item, where)
+        if op == "crop":
+            crop = True
+        elif op is not None:
+            if applied is not None:
+                raise LoaderError(f"{where}: transform lists two orientation ops ({applied}, {op}); expected one")
+            applied = op
+    return applied, crop
+
+
+def _as_list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)] if value else []
+
+
+def _prompt_question(prompt: Any) -> str | None:
+    """The user's text in a veRL prompt (a list of chat messages), without image placeholders."""
+    if isinstance(prompt, str):
+        return prompt.replace("<image>", "").strip() or None
+    for msg in prompt or []:
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+            return str(content).replace("<image>", "").strip() or None
+    return None
+
+
+def parquet_tasks(file: Path, out_dir: Path, *, limit: int | None, progress: bool, bbox_frame: str) -> list[Task]:
+    """Tasks of CodeVision's `mvtoolbench.parquet` (see the module docstring)."""
+    from PIL import Image
+
+    from data.orientation import map_box, output_size
+
+    tasks = []
+    rows = iter_parquet_rows([file], list(PARQUET_COLUMNS))
+    for n, row in enumerate(progress_bar(take(rows, limit), progress, "mvtoolbench")):
+        where = f"{file}: row {n}"
+        extra = row.get("extra_info") or {}
+        if not isinstance(extra, dict):
+            raise LoaderError(f"{where}: extra_info must be a struct with answer, question, bbox, transform")
+        truth = (row.get("reward_model") or {}).get("ground_truth")
+        answer = truth if truth not in (None, "") else extra.get("answer")
+        question = extra.get("question") or _prompt_question(row.get("prompt"))
+        images = row.get("images") or []
+        if answer in (None, "") or not question or not images:
+            raise LoaderError(f"{where}: needs an answer (reward_model.ground_truth or extra_info.answer), a "
+                              "question (extra_info.question or the prompt) and an image (images)")
+        paths = [write_image_bytes(image_cell_bytes(cell), out_dir) for cell in images]
+        with Image.open(paths[0]) as im:
+            size = im.size
+        applied, crop = _codevision_transform(extra.get("transform"), where)
+        box = extra.get("bbox", extra.get("bbox_2d"))
+        evidence = []
+        if box is not None and len(box) == 4:
+            b = [float(v) for v in box]
+            if applied is not None and bbox_frame == "upright":
+                b = list(map_box(b, applied, output_size(size, inverse(applied))))
+            if b[0] < -1 or b[1] < -1 or b[2] > size[0] + 1 or b[3] > size[1] + 1 or b[2] <= b[0] or b[3] <= b[1]:
+                other = "given" if bbox_frame == "upright" else "upright"
+                raise LoaderError(f"{where}: bbox {list(box)} (read in the {bbox_frame} image's coordinates) does not "
+                                  f"fit the {size[0]}x{size[1]} image as given; if the file's boxes are in the "
+                                  f"{other} image's coordinates, pass bbox_frame={other}")
+            evidence = [{"box": [max(0.0, b[0]), max(0.0, b[1]), min(float(size[0]), b[2]), min(float(size[1]), b[3])],
+                         "image": 0}]
+        required = ([inverse(applied)] if applied else []) + (["crop"] if crop and evidence else [])
+        choices = parse_option_lines(str(question)) or None
+        answer = str(answer).strip()
+        is_letter = choices is not None and len(answer) == 1 and answer.upper() in LETTERS[: len(choices)]
+        item_id = extra.get("index", extra.get("id", n))
+        tasks.append(Task(
+            id=f"mvtoolbench-{item_id}", images=paths, question=str(question),
+            answer=answer.upper() if is_letter else answer, answer_type="choice" if is_letter else "text",
+            choices=choices if is_letter else None, evidence=evidence, required_ops=required,  # type: ignore[arg-type]
+            source="mvtoolbench", split="test",
+            metadata={"transform": applied or "none", "codevision_transform": _as_list(extra.get("transform")),
+                      "task_type": "mvtoolbench", "image_size": list(size)}))
+    return tasks

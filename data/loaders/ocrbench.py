@@ -10,9 +10,14 @@ official evaluation scripts read, `--OCRBench_file` and `--image_folder`):
                              "type": "Regular Text Recognition"}, ...]
       OCRBench_Images/     IIIT5K/..., svt/..., ...
 
-Pass the folder (or the JSON file; `image_root=` overrides where images are looked up). Every acceptable answer is
-kept in `metadata["answers"]`, with `metadata["match"] = "contains"`: OCRBench counts a prediction as correct when
-it contains any answer (case-insensitive; for HME100k with spaces removed, `metadata["ignore_spaces"]`).
+Pass the folder (or the JSON file; `image_root=` overrides where images are looked up). Also read: VLMEvalKit's
+`OCRBench.tsv` (`codevl data convert vlmevalkit OCRBench.tsv`, `data.loaders.vlmevalkit`).
+
+Quirk of the published file: `id` is not unique (113 ids are shared by 256 items, numbered per source dataset), so
+task ids come from the row position: `ocrbench-<row>` (0-based), with the published id kept in
+`metadata["ocrbench_id"]`. Scoring as published (`metadata["scoring"] = "ocrbench"`, `rewards.benchmark_scoring`):
+correct when any acceptable answer (`metadata["answers"]`) is a substring of the prediction, both lowercased; for
+HME100k formulas (`metadata["ignore_spaces"]`) spaces are removed and case is kept.
 
 Transformed variants (CodeVision's OCRBench with R90 / R180 / R270 / flip H / flip V): pass `transforms="all"` (or a
 list) to `load_benchmark`, which writes the transformed images to `image_dir` and lists the inverse op as required
@@ -27,6 +32,17 @@ from typing import Any, ClassVar
 
 from data.loaders.base import Loader, LoaderError, progress_bar, require, take
 from rollout.task import Task
+
+
+HME100K = "HME100k"
+HME_TYPE = "Handwritten Mathematical Expression Recognition"
+
+
+def ocrbench_metadata(answers: list[str], dataset_name: str | None, qtype: str, published_id: Any) -> dict[str, Any]:
+    """Task metadata of an OCRBench item: the acceptable answers and the published scoring rule."""
+    hme = dataset_name == HME100K or (dataset_name is None and qtype == HME_TYPE)
+    return {"answers": answers, "scoring": "ocrbench", "match": "contains", "ignore_spaces": hme,
+            "dataset_name": dataset_name, "type": qtype, "ocrbench_id": published_id, "task_type": "ocrbench"}
 
 
 class OCRBenchLoader(Loader):
@@ -58,10 +74,9 @@ class OCRBenchLoader(Loader):
                 image = root / item["image_path"]
                 require(image, f"image {item['image_path']} under {root} (image_root)", self.name)
                 tasks.append(Task(
-                    id=f"ocrbench-{item.get('id', n)}", images=[str(image.resolve())], question=item["question"],
+                    id=f"ocrbench-{n}", images=[str(image.resolve())], question=item["question"],
                     answer=answers[0], answer_type="text", source="ocrbench", split="test",
-                    metadata={"answers": answers, "match": "contains", "ignore_spaces": item["dataset_name"] == "HME100k",
-                              "dataset_name": item["dataset_name"], "type": item["type"], "task_type": "ocrbench"}))
+                    metadata=ocrbench_metadata(answers, item["dataset_name"], item["type"], item.get("id"))))
             except KeyError as exc:
                 raise LoaderError(f"{file}: item {n}: missing field {exc}; expected dataset_name, image_path, "
                                   "question, answers, type") from exc

@@ -11,6 +11,16 @@ from __future__ import annotations
 from rollout.task import Task
 
 
+def colour_listing_code(var: str) -> str:
+    """Print the colours an image uses, most frequent first (the step before a colour mask: the mask's exact RGB is
+    then read from this output, not assumed)."""
+    return f"""import numpy as np
+arr = np.array({var}.convert("RGB")).reshape(-1, 3)
+colours, counts = np.unique(arr, axis=0, return_counts=True)
+for i in np.argsort(-counts)[:12]:
+    print(tuple(colours[i].tolist()), "pixels:", int(counts[i]))"""
+
+
 def _counting(task: Task, var: str) -> str:
     r, g, b = task.metadata["target_rgb"]
     colour, shape = task.metadata["target_colour"], task.metadata["target_shape"]

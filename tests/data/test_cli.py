@@ -15,7 +15,7 @@ FIX = Path(__file__).parent / "fixtures"
 def test_synth_then_validate_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "or"
     assert main(["data", "synth", "orientation", "-n", "5", "--out", str(out), "--workers", "1", "--seed", "3",
-                 "--set", "transforms=[rotate90]", "--no-progress"]) == 0
+                 "--set", "transforms=[rotate90]", "--set", "small_text_share=0", "--no-progress"]) == 0
     rows = [json.loads(x) for x in (out / "tasks.jsonl").read_text().splitlines()]
     assert len(rows) == 5 and all(r["required_ops"] == ["rotate270"] for r in rows)
     assert main(["data", "validate", str(out / "tasks.jsonl"), "--images", "decode"]) == 0
@@ -61,3 +61,24 @@ def test_convert_benchmark_with_transforms_and_to_hf(tmp_path: Path, capsys: pyt
     assert len((tmp_path / "h.jsonl").read_text().splitlines()) == 2
     assert main(["data", "convert", "hrbench", str(FIX / "hrbench"), "--out", str(tmp_path / "h2.jsonl")]) == 2
     assert "pass version=4k or version=8k" in capsys.readouterr().err
+
+
+def test_stats_report_target_size_and_legibility_at_max_pixels(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "vs"
+    assert main(["data", "synth", "visual_search", "-n", "3", "--out", str(out), "--workers", "1", "--no-progress",
+                 "--set", "min_side=1000", "--set", "max_side=1400", "--set", "max_pixels=300000"]) == 0
+    capsys.readouterr()
+    assert main(["data", "stats", str(out / "tasks.jsonl"), "--json", "--max-pixels", "300000"]) == 0
+    s = json.loads(capsys.readouterr().out)[str(out / "tasks.jsonl")]
+    assert s["max_pixels"] == 300000 and s["with_evidence_measured"] == 3
+    assert 0 < s["target_area_pct"]["min"] <= s["target_area_pct"]["max"] < 0.1  # percent of the image
+    assert s["needs_crop_to_read"] == 3 and s["legible_without_crop"] == 0  # the generator kept only those
+    # at a resolution 64x larger in pixels nothing is downscaled: the targets are seen at their size in the file
+    assert main(["data", "stats", str(out / "tasks.jsonl"), "--json", "--max-pixels", str(300000 * 64)]) == 0
+    big = json.loads(capsys.readouterr().out)[str(out / "tasks.jsonl")]
+    rows = [json.loads(x) for x in (out / "tasks.jsonl").read_text().splitlines()]
+    basis = sorted(r["metadata"]["target"]["seen_basis_px"] for r in rows)
+    assert big["target_seen_px"]["min"] == pytest.approx(basis[0], rel=0.05)
+    assert big["target_seen_px"]["max"] == pytest.approx(basis[-1], rel=0.05)
+    assert big["target_seen_px"]["max"] > s["target_seen_px"]["max"]

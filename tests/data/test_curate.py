@@ -33,7 +33,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Task], dict[st
     root = tmp_path_factory.mktemp("curate_tasks")
     vs_gen = get_generator("visual_search", {"min_side": 640, "max_side": 800})
     vs = vs_gen.write(vs_gen.make(0, seed=3), "vs", root)
-    or_gen = get_generator("orientation", {"transforms": ["rotate90"]})
+    or_gen = get_generator("orientation", {"transforms": ["rotate90"], "small_text_share": 0})
     orient = or_gen.write(or_gen.make(0, seed=3), "or", root)
     sym_gen = get_generator("symbolic", {"kinds": ["nested_squares"]})
     sym = sym_gen.write(sym_gen.make(0, seed=3), "sym", root)
@@ -51,7 +51,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Task], dict[st
         "vs-offtarget": [_msg("Look here.", code=f"c = image_clue_0.crop({far})\nshow(c)"),
                          _msg("Found it.", answer=answer_text(vs))],
         "vs-noanswer": [good[0], "I am not sure what this is."],
-        "vs-failed-end": [good[0], _msg("Zoom more.", code="c = crop.crop((0, 0, 10, 10)\nshow(c)"),
+        "vs-failed-end": [*good[:-1], _msg("Zoom more.", code="c = detail.crop((0, 0, 10, 10)\nshow(c)"),
                           _msg("So.", answer=answer_text(vs))],
         "or-missing": [_msg("I can read it sideways.", answer=answer_text(orient))],
         "sym-spurious": [_msg("Turn it.", code="r = image_clue_0.rotate(90, expand=True)\nshow(r)"),

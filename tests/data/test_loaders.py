@@ -77,9 +77,10 @@ def test_hrbench_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
 
 def test_ocrbench_and_its_transformed_variants(tmp_path: Path) -> None:
     tasks = load_benchmark("ocrbench", FIX / "ocrbench")
-    assert [t.id for t in tasks] == ["ocrbench-0", "ocrbench-900"]
+    assert [t.id for t in tasks] == ["ocrbench-0", "ocrbench-1"]  # row positions: published ids repeat
+    assert [t.metadata["ocrbench_id"] for t in tasks] == [0, 900]
     assert tasks[0].answer == "Emerald" and tasks[0].metadata["answers"] == ["Emerald", "EMERALD"]
-    assert tasks[0].metadata["match"] == "contains" and not tasks[0].metadata["ignore_spaces"]
+    assert tasks[0].metadata["scoring"] == "ocrbench" and not tasks[0].metadata["ignore_spaces"]
     assert tasks[1].metadata["ignore_spaces"] and tasks[1].metadata["type"].startswith("Handwritten")
 
     variants = load_benchmark("ocrbench", FIX / "ocrbench", image_dir=tmp_path / "t", transforms="all", limit=1)
@@ -164,7 +165,8 @@ def test_hf_loader_reads_saved_task_datasets_and_named_columns(tmp_path: Path) -
 
 
 def test_registry_and_missing_paths() -> None:
-    assert set(LOADERS) == {"vstar", "hrbench", "ocrbench", "mvtoolbench", "vlmsareblind", "mathvista", "hf"}
+    assert set(LOADERS) == {"vstar", "hrbench", "ocrbench", "mvtoolbench", "vlmsareblind", "mathvista", "vlmevalkit",
+                            "hf"}
     with pytest.raises(ValueError, match="valid benchmarks: vstar, hrbench, ocrbench"):
         load_benchmark("mmmu", FIX)
     with pytest.raises(LoaderError, match="OCRBench.json.*not found|not found.*OCRBench.json"):

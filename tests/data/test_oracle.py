@@ -12,8 +12,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from data.generators import get_generator
-from data.oracle import VARIANTS, applicable_variants, build_oracle_trajectories, oracle_script
-from data.oracle.scripts import answer_text
+from data.oracle import VARIANTS, OracleUnavailable, applicable_variants, build_oracle_trajectories, oracle_script
+from data.oracle.build import check_trajectory
+from data.oracle.grounding import grounding_problems
+from data.oracle.scripts import OracleScript, OracleTurn, answer_text
 from rollout.protocols import get_protocol
 from rollout.task import Task
 from rollout.trajectory import FinishReason
@@ -41,7 +43,14 @@ def test_every_variant_runs_and_checks_out(pool: Any, tasks: dict[str, list[Task
     all_tasks = [t for ts in tasks.values() for t in ts]
     result = build_oracle_trajectories(all_tasks, protocol=get_protocol("codevl"), pool=pool, progress=False)
     assert not result.failures, "\n".join(f"{f.task_id} {f.variant}: {f.reason}" for f in result.failures)
-    expected = sum(len(applicable_variants(t)) for t in all_tasks)
+    expected = 0
+    for t in all_tasks:
+        for v in applicable_variants(t):
+            try:
+                oracle_script(t, v)
+                expected += 1
+            except OracleUnavailable:  # e.g. a text line too large to need a grid search
+                pass
     assert len(result.trajectories) == expected
     assert set(Counter(t.metadata["oracle_variant"] for t in result.trajectories)) == set(VARIANTS)
     for traj in result.trajectories:
@@ -53,11 +62,20 @@ def test_every_variant_runs_and_checks_out(pool: Any, tasks: dict[str, list[Task
             assert set(task.required_ops) <= ops, (task.id, traj.metadata["oracle_variant"], ops)
         else:
             assert not traj.steps
+        # Grounding (also part of the build's check), stated here for every variant: the only numbers not printed
+        # before are the script's readings, which the build checked against the evidence in the view.
+        script = oracle_script(task, traj.metadata["oracle_variant"])
+        assistant = [i for i, t in enumerate(traj.turns) if t.role == "assistant"]
+        readings = {assistant[n]: set(t.reading) for n, t in enumerate(script.turns) if t.reading}
+        assert grounding_problems(traj, readings=readings) == []
+        if readings:
+            assert grounding_problems(traj)  # without them, the reading's numbers are ungrounded
         if traj.metadata["oracle_variant"] == "error_recovery":
             first = traj.steps[0].result
             assert first.status is ExecStatus.ERROR and first.error is not None
             obs = traj.turns[traj.steps[0].observation_turn]
             assert first.error.type in obs.text  # the model sees the real error
+            assert 'File "/' not in obs.text and "sandbox/" not in obs.text  # only the user's frames, no host paths
             assert all(s.result.status is ExecStatus.OK for s in traj.steps[1:])
 
 
@@ -77,7 +95,7 @@ def test_observations_are_the_real_outputs(pool: Any, tasks: dict[str, list[Task
     assert np.array_equal(shown[..., :3], want)
     script = oracle_script(search, "single_tool")
     crop = script.final_crop
-    shown = by_task[search.id].steps[0].result.images[0]
+    shown = by_task[search.id].steps[-1].result.images[0]
     region = Image.open(search.images[0]).convert("RGB").crop(crop)
     assert shown.size[0] % region.size[0] == 0 and shown.size[0] // region.size[0] == shown.size[1] // region.size[1]
     want = np.asarray(region.resize(shown.size, Image.Resampling.LANCZOS))
@@ -106,7 +124,7 @@ def test_symbolic_measurements_print_the_answer(pool: Any, tmp_path: Path) -> No
     for traj in result.trajectories:
         kind = traj.task.metadata["symbolic_kind"]
         kinds.add(kind)
-        out = traj.steps[0].result.stdout
+        out = traj.steps[-1].result.stdout
         a = answer_text(traj.task)
         if kind == "touching_circles":
             parts = int(out.strip().splitlines()[-1].split(":")[1])
@@ -118,3 +136,85 @@ def test_symbolic_measurements_print_the_answer(pool: Any, tmp_path: Path) -> No
         else:
             assert out.strip().splitlines()[-1].endswith(f": {a}"), out
     assert len(kinds) == 5
+
+
+def _run_script(pool: Any, task: Task, turns: list[OracleTurn], **kw: Any):  # noqa: ANN202
+    """Run hand-written oracle turns through the real loop; returns (trajectory, script)."""
+    from rollout.loop import EpisodeLimits, run_episodes
+    from rollout.scripted import ScriptedPolicy
+    import asyncio
+
+    protocol = get_protocol("codevl")
+    script = OracleScript(task.id, "single_tool", turns, **kw)
+    (traj,) = asyncio.run(run_episodes([task], ScriptedPolicy({task.id: script.render(protocol)}), protocol=protocol,
+                                       pool=pool, limits=EpisodeLimits(max_turns=6)))
+    return traj, script
+
+
+def test_the_check_rejects_what_was_not_shown(pool: Any, tasks: dict[str, list[Task]]) -> None:
+    """The old kind of oracle (the ground-truth position stated before looking) fails the check; so does a reading
+    off a view where the target is not, and an answer stated before the look that shows it."""
+    task = tasks["visual_search"][0]
+    x1, y1, x2, y2 = (int(v) for v in task.evidence[0].box)
+    p = 6
+    crop = (x1 - p, y1 - p, x2 + p, y2 + p)
+    code = f"c = image_clue_0.crop({crop})\nc = c.resize((c.width * 8, c.height * 8))\nshow(c)"
+    a = answer_text(task)
+    blind = [OracleTurn(f"The target is near x={(x1 + x2) // 2}, y={(y1 + y2) // 2}; zooming in.", code=code),
+             OracleTurn("Visible now.", answer=a)]
+    traj, script = _run_script(pool, task, blind, expected_ops={"crop"}, final_crop=crop)
+    reason = check_trajectory(traj, script)
+    assert reason is not None and "not grounded" in reason and "before any observation showed them" in reason
+    assert str((x1 + x2) // 2) in reason
+
+    # the same crop after a reading off a half of the image that holds the target: the reading must hold the
+    # evidence (in that view's pixels), visibly
+    w, h = task.metadata["image_size"]
+    left = max(0, x2 - w // 2)
+    look = f"show(image_clue_0.crop(({left}, 0, {left} + image_clue_0.width // 2, image_clue_0.height)))"
+    vx1 = x1 - left  # the target's left edge in that view
+    wrong = (0, 0, 20, 20) if vx1 > 40 else (w // 2 - 20, 0, w // 2, 20)
+    turns = [OracleTurn("Let me look at the whole image.", code=look),
+             OracleTurn(f"It spans {wrong}.", code=code, reading=wrong), OracleTurn("Visible now.", answer=a)]
+    traj, script = _run_script(pool, task, turns, expected_ops={"crop"}, final_crop=crop)
+    reason = check_trajectory(traj, script)
+    assert reason is not None and "but the evidence is at" in reason
+
+    # a "zoom" on most of the image zooms nothing (issue: no crop of 60% of the image in a chain)
+    whole = "c = image_clue_0.crop((0, 0, image_clue_0.width, image_clue_0.height))\nshow(c)"
+    traj, script = _run_script(pool, task, [OracleTurn("Crop.", code=whole), OracleTurn("Done.", answer=a)],
+                               expected_ops={"crop"})
+    assert "zooms nothing" in (check_trajectory(traj, script) or "")
+
+    if task.answer_type == "text" and len(a) >= 2:
+        leak = [OracleTurn(f"It probably says {a}; let me check.", code=look), OracleTurn("Yes.", answer=a)]
+        traj, _ = _run_script(pool, task, leak)
+        assert any("states the answer" in p for p in grounding_problems(traj))
+
+
+def test_tracebacks_show_only_the_users_frames(pool: Any, tasks: dict[str, list[Task]]) -> None:
+    """A block that fails inside a traced library call (OpenCV given a PIL image) shows the user's line and the
+    error, not the sandbox's wrapper files or any host path."""
+    task = tasks["orientation"][0]
+    turns = [OracleTurn("Rotate with OpenCV.", code="import cv2\nr = cv2.rotate(image_clue_0, cv2.ROTATE_180)",
+                        expect_error=True), OracleTurn("Stop.", answer=answer_text(task))]
+    traj, _ = _run_script(pool, task, turns)
+    obs = traj.turns[traj.steps[0].observation_turn].text
+    assert '<cell 1>", line 2' in obs and "error" in obs.lower()
+    assert 'File "/' not in obs and "trace_cv2" not in obs, obs
+
+
+def test_a_turned_landscape_is_fixed_before_the_search(pool: Any, tmp_path: Path) -> None:
+    """A quarter turn puts the sky on one side, which the input shows: the oracle says so, fixes the image, then
+    searches the upright scene; readings off the upright views are checked in that frame."""
+    g = get_generator("multi_tool", {**SMALL["multi_tool"], "transforms": ["rotate90"]})
+    task = g.write(g.make(0, seed=3), "mt-turned", tmp_path)
+    assert task.metadata["up_cue"] == "landscape" and task.required_ops == ["rotate270", "crop"]
+    result = build_oracle_trajectories([task], protocol=get_protocol("codevl"), pool=pool,
+                                       variants=["multi_tool", "multi_crop"], progress=False)
+    assert not result.failures, [f.reason for f in result.failures]
+    for traj in result.trajectories:
+        first = traj.turns[0]
+        assert "sky" in first.text and "left" in first.text  # rotate90 turned the top to the left
+        assert traj.steps[0].result.ops_used() == {"rotate270"}
+        assert "crop" in traj.steps[-1].result.ops_used()

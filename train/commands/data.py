@@ -126,6 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("stats", help="summarise task or trajectory files")
     p.add_argument("files", nargs="+")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="the model's input resolution for the legibility figures (default: 1003520 = 1280*28*28)")
 
 
 # ---- helpers -------------------------------------------------------------------------------------------------
@@ -469,8 +471,10 @@ def _check_curation(report: Any) -> None:
                         "command retries them")
 
 
-def _task_stats(path: Path) -> dict[str, Any]:
+def _task_stats(path: Path, max_pixels: int | None = None) -> dict[str, Any]:
+    from data.resolution import DEFAULT_MAX_PIXELS
     from data.task_file import read_tasks
+    from data.task_stats import evidence_stats
 
     tasks = read_tasks(path, image_check="none")
     return {
@@ -481,6 +485,7 @@ def _task_stats(path: Path) -> dict[str, Any]:
         "split": dict(Counter(t.split for t in tasks).most_common()),
         "required_ops": dict(Counter("+".join(t.required_ops) or "(none)" for t in tasks).most_common()),
         "with_evidence": sum(1 for t in tasks if t.evidence),
+        **evidence_stats(tasks, max_pixels or DEFAULT_MAX_PIXELS),
     }
 
 
@@ -509,7 +514,7 @@ def _stats(args: argparse.Namespace) -> int:
     out = {}
     for f in args.files:
         path = Path(f)
-        out[f] = _trajectory_stats(path) if _is_trajectory_file(path) else _task_stats(path)
+        out[f] = _trajectory_stats(path) if _is_trajectory_file(path) else _task_stats(path, args.max_pixels)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
