@@ -70,7 +70,7 @@ def transformed_variants(tasks: Iterable[Task], transforms: Sequence[str], image
         for t in transforms:
             paths: list[str] = []
             sizes = []
-            for im in images:
+            for im in images:  # type: ignore[assignment]
                 paths.append(_save_by_content(apply_op_pil(im, t), out_dir))
                 sizes.append(im.size)
             evidence = [ev.model_copy(update={"box": map_box(ev.box, t, sizes[ev.image])}) for ev in task.evidence]

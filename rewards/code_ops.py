@@ -487,8 +487,8 @@ class _Analyzer:
         if fn == "resize":
             return self.resize(node, src, _const_seq(_kw(node, "dsize", 1), 2))
         if fn == "cvtColor":
-            code = _kw(node, "code", 1)
-            return self.passthrough(node, "convert", src, _attr_tail(code) if code is not None else None)
+            code = _kw(node, "code", 1)  # type: ignore[assignment]
+            return self.passthrough(node, "convert", src, _attr_tail(code) if code is not None else None)  # type: ignore[arg-type]
         if fn in ("warpAffine", "warpPerspective", "getRotationMatrix2D"):
             self.op(node, "rotate", src)
             return None

@@ -26,13 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-FailedOps = Literal["executed", "written"]
-
 from rewards.boxes import Box
 from rewards.code_ops import analyse_code
 from rewards.params import OpsSource
 from rollout.trajectory import Trajectory
 from sandbox.result import ExecResult, ExecStatus, ImageRegion
+
+FailedOps = Literal["executed", "written"]
 
 DEFAULT_IMAGE_PREFIX = "image_clue_"
 

@@ -65,7 +65,7 @@ def _region(v: Any) -> ImageRegion | None:
     d = _dict(v, "image region", {"input_index", "box", "ops"})
     idx = _opt_int(d.get("input_index"), "region input_index")
     _need(idx is not None and isinstance(d.get("ops"), list), "region without input_index or ops")
-    return ImageRegion(idx, _box(d.get("box"), "region box"), [_str(o, "region op") for o in d["ops"]])
+    return ImageRegion(idx, _box(d.get("box"), "region box"), [_str(o, "region op") for o in d["ops"]])  # type: ignore[arg-type]
 
 
 def _op(v: Any) -> OpRecord:

@@ -12,7 +12,7 @@ from sandbox import geometry as G
 from sandbox.trace import TRACER, guarded
 
 T = Image.Transpose
-_TRANSPOSE_NAMES = {T[name]: op for name, op in G.PIL_TRANSPOSE_OPS.items()}
+_TRANSPOSE_NAMES = {T[name]: op for name, op in G.PIL_TRANSPOSE_OPS.items()}  # type: ignore[misc, valid-type]
 
 
 def _after(method: Callable[..., Any], api: str, derive: Callable[..., None]) -> Callable[..., Any]:

@@ -38,7 +38,7 @@ class StepBatch:
 def exclusion(traj: Trajectory, breakdown: Any, mask_truncated: bool) -> str | None:
     """Why an episode is left out of the loss (None: it is trained on). Failures are data, never zeros."""
     if traj.finish_reason in FAILED:
-        return traj.finish_reason.value  # type: ignore[union-attr]
+        return traj.finish_reason.value
     failed = breakdown.failed()
     if failed:
         return "reward_failed:" + ",".join(failed)

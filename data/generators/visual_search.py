@@ -309,7 +309,7 @@ def _sign_patch(text: str, cname: str, char_h: int, font_files: list[str]) -> Im
     border = max(1, char_h // 8)
     pad = max(2, char_h // 4)
     w, h = (x2 - x1) + 2 * (pad + border), (y2 - y1) + 2 * (pad + border)
-    patch = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    patch = Image.new("RGBA", (w, h), (0, 0, 0, 0))  # type: ignore[arg-type]
     d = ImageDraw.Draw(patch)
     d.rectangle((0, 0, w - 1, h - 1), fill=(250, 250, 245, 255), outline=(*COLOURS[cname], 255), width=border)
     d.text((pad + border - x1, pad + border - y1), text, font=font, fill=(15, 15, 15, 255))

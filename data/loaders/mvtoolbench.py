@@ -230,7 +230,7 @@ def parquet_tasks(file: Path, out_dir: Path, *, limit: int | None, progress: boo
         tasks.append(Task(
             id=f"mvtoolbench-{item_id}", images=paths, question=str(question),
             answer=answer.upper() if is_letter else answer, answer_type="choice" if is_letter else "text",
-            choices=choices if is_letter else None, evidence=evidence, required_ops=required,  # type: ignore[arg-type]
+            choices=choices if is_letter else None, evidence=evidence, required_ops=required,
             source="mvtoolbench", split="test",
             metadata={"transform": applied or "none", "codevision_transform": _as_list(extra.get("transform")),
                       "task_type": "mvtoolbench", "image_size": list(size)}))

@@ -188,7 +188,7 @@ class VLMEvalKitLoader(Loader):
                                                    index))
         if name == "MathVista_MINI":
             qtype, atype = str(row["question_type"]), str(row["answer_type"])
-            choices = _cells_to_list(str(row.get("choices") or "")) if qtype == "multi_choice" else None
+            choices = _cells_to_list(str(row.get("choices") or "")) if qtype == "multi_choice" else None  # type: ignore[assignment]
             meta = mathvista_metadata(row, answer, index)
             if qtype == "multi_choice":
                 choices = [c for c in (choices or []) if c]
@@ -205,6 +205,6 @@ class VLMEvalKitLoader(Loader):
             return Task(id=tid, images=images, question=question, answer=answer, answer_type="text", **common,
                         metadata=meta)
         value, atype = parse_groundtruth(answer)  # VLMBlind
-        return Task(id=tid, images=images, question=question, answer=value, answer_type=atype,  # type: ignore[arg-type]
+        return Task(id=tid, images=images, question=question, answer=value, answer_type=atype,
                     **common, metadata={"task": row.get("category"), "groundtruth": answer, "index": index,
                                         "task_type": "vlmsareblind"})

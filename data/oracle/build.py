@@ -78,10 +78,10 @@ def _check_reading(traj: Trajectory, turn_index: int, turn: OracleTurn, max_pixe
     if pos >= len(images) or images[pos].region is None:
         return f"turn {turn_index} reads a box off image {pos} of turn {obs[-back]}, which has no traced region"
     im = images[pos]
-    rb, ev = tuple(im.region.box), tuple(traj.task.evidence[0].box)
+    rb, ev = tuple(im.region.box), tuple(traj.task.evidence[0].box)  # type: ignore[union-attr]
     given = traj.images[0].array.shape
     frame = (int(given[1]), int(given[0]))
-    for op in im.region.ops:  # a view of a turned image: bring the crop and the evidence into that image's frame
+    for op in im.region.ops:  # type: ignore[union-attr]  # a view of a turned image: bring the crop and the evidence into that image's frame
         if op in ORIENTATION_OPS:
             rb, ev, frame = map_box(rb, op, frame), map_box(ev, op, frame), output_size(frame, op)
     w, h = im.size

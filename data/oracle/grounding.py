@@ -46,7 +46,7 @@ def _code_coordinates(code: str) -> set[int]:
         if isinstance(node, (ast.Tuple, ast.List)):
             nums = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, int)
                     and not isinstance(e.value, bool)]
-            nums += [-e.operand.value for e in node.elts if isinstance(e, ast.UnaryOp)  # type: ignore[attr-defined]
+            nums += [-e.operand.value for e in node.elts if isinstance(e, ast.UnaryOp)
                      and isinstance(e.operand, ast.Constant) and isinstance(e.operand.value, int)]
             out |= {abs(v) for v in nums}
         if isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Slice, ast.Tuple)):
@@ -96,7 +96,7 @@ def grounding_problems(traj: Any, answer: str | None = None, readings: dict[int,
     for i, turn in enumerate(traj.turns):
         if turn.role == "observation":
             if _HOST_PATH.search(turn.text):
-                problems.append(f"turn {i}: the observation shows a host path: {_HOST_PATH.search(turn.text).group()!r}")
+                problems.append(f"turn {i}: the observation shows a host path: {_HOST_PATH.search(turn.text).group()!r}")  # type: ignore[union-attr]
             shown |= _ints(turn.text)
             continue
         final = turn.answer is not None

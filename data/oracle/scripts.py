@@ -382,10 +382,10 @@ def _error_recovery(task: Task, var: str, size: tuple[int, int], rng: np.random.
                             [first, OracleTurn(f"{why} {rest[0].text}", code=rest[0].code), *rest[1:]])
     op = orientation_op(task)
     if op is not None and not needs_crop(task):
-        rest = _single_tool(task, var, size, rng)
+        rest = _single_tool(task, var, size, rng)  # type: ignore[assignment]
     else:
-        rest = _multi_tool(task, var, size, rng) if op is not None else _single_tool(task, var, size, rng)
-    first_code = rest.turns[0].code or ""
+        rest = _multi_tool(task, var, size, rng) if op is not None else _single_tool(task, var, size, rng)  # type: ignore[assignment]
+    first_code = rest.turns[0].code or ""  # type: ignore[attr-defined]
     if op is not None and "cells = " not in first_code:  # the script starts with the orientation fix
         cv2_code = {"rotate90": "cv2.ROTATE_90_COUNTERCLOCKWISE", "rotate270": "cv2.ROTATE_90_CLOCKWISE",
                     "rotate180": "cv2.ROTATE_180"}
@@ -397,10 +397,10 @@ def _error_recovery(task: Task, var: str, size: tuple[int, int], rng: np.random.
         else:
             bad = f"{IMPORTS}\nfixed = {pil_code(op, 'img')}\nshow(fixed)"
             why = f"The image variable is {var}, not img."
-        turns = [OracleTurn(rest.turns[0].text, code=bad, expect_error=True),
-                 OracleTurn(why, code=first_code), *rest.turns[1:]]
-        return OracleScript(task.id, "error_recovery", turns, expected_ops=rest.expected_ops,
-                            final_crop=rest.final_crop)
+        turns = [OracleTurn(rest.turns[0].text, code=bad, expect_error=True),  # type: ignore[attr-defined]
+                 OracleTurn(why, code=first_code), *rest.turns[1:]]  # type: ignore[attr-defined]
+        return OracleScript(task.id, "error_recovery", turns, expected_ops=rest.expected_ops,  # type: ignore[attr-defined]
+                            final_crop=rest.final_crop)  # type: ignore[attr-defined]
     k = int(rng.integers(3))
     compact = "cells = grid(" not in first_code
     if compact:  # W, H = image.size; cells = {...}; def grow ...
@@ -422,9 +422,9 @@ def _error_recovery(task: Task, var: str, size: tuple[int, int], rng: np.random.
         why = ["grid is not defined yet: I have to define the helper functions first.",
                "A PIL image has no .shape; its size is .size, and the prompt gives it anyway. On to the grid.",
                f"That variable does not exist; the input image is {var}."][k]
-    first = OracleTurn(rest.turns[0].text, code=bad, expect_error=True)
-    turns = [first, OracleTurn(why, code=first_code), *rest.turns[1:]]
-    return OracleScript(task.id, "error_recovery", turns, expected_ops=rest.expected_ops, final_crop=rest.final_crop)
+    first = OracleTurn(rest.turns[0].text, code=bad, expect_error=True)  # type: ignore[attr-defined]
+    turns = [first, OracleTurn(why, code=first_code), *rest.turns[1:]]  # type: ignore[attr-defined]
+    return OracleScript(task.id, "error_recovery", turns, expected_ops=rest.expected_ops, final_crop=rest.final_crop)  # type: ignore[attr-defined]
 
 
 def _no_tool(task: Task, var: str, size: tuple[int, int], rng: np.random.Generator) -> OracleScript:

@@ -34,7 +34,7 @@ ZOOM_GROW = 0.5
 SUB_GRID = (3, 3)
 MAX_CROP_SHARE = 0.5  # an oracle never crops more than this share of the image (such a crop zooms nothing)
 
-GRID_HELPERS = '''from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageEnhance
+GRID_HELPERS = """from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageEnhance
 
 def grid(img, rows, cols, x0=0, y0=0, letters="ABCDEFGH"):
     # cells A1, A2, ... (row letter, column number) as boxes in full-image coordinates
@@ -47,9 +47,9 @@ def grow(box, frac, size):
     # box widened by frac of its width and height on every side, kept inside the image
     x1, y1, x2, y2 = box
     dx, dy = int((x2 - x1) * frac), int((y2 - y1) * frac)
-    return (max(0, x1 - dx), max(0, y1 - dy), min(size[0], x2 + dx), min(size[1], y2 + dy))'''
+    return (max(0, x1 - dx), max(0, y1 - dy), min(size[0], x2 + dx), min(size[1], y2 + dy))"""
 
-WITH_GRID_HELPER = '''def with_grid(img, cells, x0=0, y0=0, k=1):
+WITH_GRID_HELPER = """def with_grid(img, cells, x0=0, y0=0, k=1):
     # img (a region from x0, y0, enlarged k times) with the cells outlined and labelled
     out = img.convert("RGB")
     if k != 1:
@@ -60,7 +60,7 @@ WITH_GRID_HELPER = '''def with_grid(img, cells, x0=0, y0=0, k=1):
         font = ImageFont.load_default(size=max(12, (e - b) // 6))
         d.rectangle((a, b, c - 1, e - 1), outline="magenta", width=3)
         d.text((a + 6, b + 4), name, fill="magenta", font=font, stroke_width=2, stroke_fill="white")
-    return out'''
+    return out"""
 
 
 def grid(size: tuple[int, int], rows: int, cols: int, x0: int = 0, y0: int = 0, letters: str = "ABCDEFGH"

@@ -35,7 +35,7 @@ class AccuracyParams(AnswerMatchParams):
     """Rule matching (see `rewards.answers`) plus an optional judge for answers the rules reject."""
 
     judge: JudgeConfig | None = None
-    judge_types: list[AnswerType] = Field(default_factory=lambda: ["text"])
+    judge_types: list[AnswerType] = Field(default_factory=lambda: ["text"])  # type: ignore[arg-type]
 
 
 def answer_judge_messages(traj: Trajectory) -> list[dict]:

@@ -34,7 +34,7 @@ class ExecSuccessParams(ComponentParams):
 
 class ExecErrorParams(ComponentParams):
     statuses: list[Literal["error", "timeout", "memory", "output_limit", "crashed", "killed"]] = Field(
-        default_factory=lambda: list(FAILED_STATUSES))
+        default_factory=lambda: list(FAILED_STATUSES))  # type: ignore[arg-type]
     reduce: Literal["sum", "mean"] = "sum"
 
 

@@ -95,7 +95,7 @@ class TapoToolParams(ToolUseParams):
     repeat_iou: float = Field(0.95, gt=0.0, le=1.0)
     noop_area_fraction: float = Field(0.95, gt=0.0, le=1.0)
     avoidable_statuses: list[Literal["error", "timeout", "memory", "output_limit", "crashed", "killed"]] = Field(
-        default_factory=lambda: list(AVOIDABLE))
+        default_factory=lambda: list(AVOIDABLE))  # type: ignore[arg-type]
     stdout_max_chars: int = Field(1000, gt=0, description="text output shown to the judge")
 
 

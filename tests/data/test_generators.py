@@ -133,7 +133,7 @@ def _saturated(arr: np.ndarray) -> np.ndarray:
     return (sat > 0.45) & (mx > 0.3)
 
 
-def _check_target(s, image: Image.Image) -> None:  # noqa: ANN001
+def _check_target(s, image: Image.Image) -> None:
     mask = s.debug["target_mask"]
     x1, y1, x2, y2 = s.evidence[0]["box"]
     assert mask.shape == (image.size[1], image.size[0]) and mask.any()

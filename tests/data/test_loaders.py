@@ -16,7 +16,7 @@ from data.loaders import LOADERS, LoaderError, load_benchmark
 FIX = Path(__file__).parent / "fixtures"
 
 
-def _valid_on_disk(tasks, tmp_path: Path) -> None:  # noqa: ANN001
+def _valid_on_disk(tasks, tmp_path: Path) -> None:
     """Every loaded task survives the task file's full validation (images open, boxes inside them)."""
     write_tasks(tmp_path / "check.jsonl", tasks)
     assert len(read_tasks(tmp_path / "check.jsonl", image_check="decode")) == len(tasks)

@@ -138,7 +138,7 @@ def test_symbolic_measurements_print_the_answer(pool: Any, tmp_path: Path) -> No
     assert len(kinds) == 5
 
 
-def _run_script(pool: Any, task: Task, turns: list[OracleTurn], **kw: Any):  # noqa: ANN202
+def _run_script(pool: Any, task: Task, turns: list[OracleTurn], **kw: Any):
     """Run hand-written oracle turns through the real loop; returns (trajectory, script)."""
     from rollout.loop import EpisodeLimits, run_episodes
     from rollout.scripted import ScriptedPolicy

@@ -10,7 +10,7 @@ import pytest
 from rollout.engines.batcher import MicroBatcher
 
 
-def _backend(seconds: float, sizes: list[int]):  # noqa: ANN202 - a real blocking backend that records batch sizes
+def _backend(seconds: float, sizes: list[int]):
     def run(batch: list[str]) -> list[str]:
         sizes.append(len(batch))
         time.sleep(seconds)

@@ -181,7 +181,7 @@ def test_groups_seeds_and_message_level_episodes(processor: Any, pool: Any, tmp_
 def test_chat_engine_stop_string_stripped_by_api_is_restored(pool: Any, task: Task) -> None:
 
     class Stripping(ScriptedPolicy):
-        async def chat(self, messages, images, sampling, context=None):  # noqa: ANN001, ANN202
+        async def chat(self, messages, images, sampling, context=None):
             out = await super().chat(messages, images, sampling, context)
             out.text = out.text.removesuffix("</code>")  # what OpenAI-style APIs return
             return out

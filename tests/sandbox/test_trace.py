@@ -58,7 +58,7 @@ EXACT = {
 
 
 @pytest.mark.parametrize("name", list(EXACT))
-def test_regions_match_the_pixels_shown(traced, name: str) -> None:  # noqa: ANN001
+def test_regions_match_the_pixels_shown(traced, name: str) -> None:
     r = traced.run(EXACT[name])
     assert r.ok, r.error
     assert r.images
@@ -68,7 +68,7 @@ def test_regions_match_the_pixels_shown(traced, name: str) -> None:  # noqa: ANN
         assert im.region.input_index == (1 if "second" in name else 0)
 
 
-def test_op_names_follow_the_convention_and_boxes_are_in_original_coordinates(traced) -> None:  # noqa: ANN001
+def test_op_names_follow_the_convention_and_boxes_are_in_original_coordinates(traced) -> None:
     r = traced.run("a = np.array(image_clue_0)\n"
                    "p = image_clue_0.rotate(90, expand=True)\n"
                    "n = np.rot90(a)\n"
@@ -89,7 +89,7 @@ def test_op_names_follow_the_convention_and_boxes_are_in_original_coordinates(tr
     assert all(im.region.box == (0.0, 0.0, 600.0, 400.0) for im in r.images)  # type: ignore[union-attr]
 
 
-def test_resize_and_enhance_keep_the_region_approximately(traced) -> None:  # noqa: ANN001
+def test_resize_and_enhance_keep_the_region_approximately(traced) -> None:
     r = traced.run("c = image_clue_0.crop((100, 100, 300, 200)).resize((400, 200), Image.NEAREST)\n"
                    "e = ImageEnhance.Contrast(c).enhance(1.5)\n"
                    "g = cv2.resize(np.array(image_clue_0)[0:100, 0:200], (50, 25), interpolation=cv2.INTER_NEAREST)\n"
@@ -102,7 +102,7 @@ def test_resize_and_enhance_keep_the_region_approximately(traced) -> None:  # no
     assert {"crop", "resize", "enhance"} <= r.ops_used()
 
 
-def test_arbitrary_rotation_figures_and_untraced_images(traced) -> None:  # noqa: ANN001
+def test_arbitrary_rotation_figures_and_untraced_images(traced) -> None:
     r = traced.run("r = image_clue_0.rotate(30, expand=True)\nshow(r)\n"
                    "plt.imshow(image_clue_0.crop((0, 0, 64, 32)))\nplt.show()\n"
                    "blank = Image.new('RGB', (50, 50))\nshow(blank.crop((0, 0, 10, 10)))")
@@ -117,19 +117,19 @@ def test_arbitrary_rotation_figures_and_untraced_images(traced) -> None:  # noqa
     assert [o.op for o in untraced] == ["crop"]
 
 
-def test_views_left_in_variables_are_recorded_at_the_end_of_the_block(traced) -> None:  # noqa: ANN001
+def test_views_left_in_variables_are_recorded_at_the_end_of_the_block(traced) -> None:
     r = traced.run("arr = np.array(image_clue_0)\npatch = arr[10:30, 40:90]\nm = float(patch.mean())")
     assert r.ok and not r.images
     assert [(o.op, o.box) for o in r.ops] == [("crop", (40.0, 10.0, 90.0, 30.0))]
 
 
-def test_a_view_shown_as_the_last_expression_is_in_the_ops(traced) -> None:  # noqa: ANN001
+def test_a_view_shown_as_the_last_expression_is_in_the_ops(traced) -> None:
     r = traced.run("arr = np.array(image_clue_0)\narr[10:30, 40:90]")
     assert r.ok and len(r.images) == 1 and r.images[0].region is not None
     assert [(o.op, o.box) for o in r.ops] == [("crop", (40.0, 10.0, 90.0, 30.0))]  # recorded once, not twice
 
 
-def test_grey_conversions_record_their_mode(traced) -> None:  # noqa: ANN001
+def test_grey_conversions_record_their_mode(traced) -> None:
     # rewards tell a conversion to grey (an emergent tool in CodeVision's released heuristics) from one to RGB/BGR
     r = traced.run("a = np.array(image_clue_0)\nshow(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY))\n"
                    "show(image_clue_0.convert('L'))\nshow(cv2.cvtColor(a, cv2.COLOR_RGB2BGR))")

@@ -102,7 +102,7 @@ def test_same_seed_same_samples_and_resume_after_a_torn_write_reruns_only_the_re
             self.inner = ScriptedPolicy(json.loads(bench[1].read_text()))
             self.tasks: list[str] = []
 
-        async def chat(self, messages, images, sampling, context=None):  # noqa: ANN001, ANN201
+        async def chat(self, messages, images, sampling, context=None):
             self.tasks.append(context["task_id"])
             return await self.inner.chat(messages, images, sampling, context)
 
@@ -299,7 +299,7 @@ def test_engine_failures_are_counted_apart_and_rerun_on_resume(bench, pool, tmp_
     class Flaky(ScriptedPolicy):
         fail = True
 
-        async def chat(self, messages, images, sampling, context=None):  # noqa: ANN001, ANN201
+        async def chat(self, messages, images, sampling, context=None):
             if self.fail and context["task_id"] == "t3":
                 raise EngineError("backend unavailable")
             return await super().chat(messages, images, sampling, context)

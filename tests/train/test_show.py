@@ -36,7 +36,7 @@ def test_show_list_reads_a_run_directory(eval_run: Path, capsys) -> None:
 def test_show_errors_name_the_file_without_a_traceback(eval_run: Path, tmp_path: Path, capsys, target: str,
                                                        code: int, fragment: str) -> None:
     good = (eval_run / "trajectories/eval.jsonl").read_text().splitlines()[0]
-    (tmp_path / "bad.jsonl").write_text(good + "\n{\"schema\": 1, \"id\": \"x\"}\n")
+    (tmp_path / "bad.jsonl").write_text(good + '\n{"schema": 1, "id": "x"}\n')
     (tmp_path / "images").symlink_to(eval_run / "trajectories/images")
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "empty_dir").mkdir()

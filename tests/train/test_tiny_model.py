@@ -24,7 +24,7 @@ def tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     return arch, build_tiny_model(arch, tmp_path_factory.mktemp(arch) / "model", seed=0)
 
 
-def _load(path: Path, **kw: object):  # noqa: ANN202
+def _load(path: Path, **kw: object):
     cfg = ModelConfig(name_or_path=str(path), dtype="float32", attn_implementation="eager",
                       freeze_vision_tower=False, freeze_projector=False, **kw)
     return load_model(cfg)

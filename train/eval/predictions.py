@@ -45,7 +45,7 @@ def original_row(task: Task, position: int) -> dict[str, Any]:
         row = {k: v for k, v in kept.items() if k != "image"}
         row.setdefault("index", task.metadata.get("index", position))
         return row
-    row: dict[str, Any] = {"index": task.metadata.get("index", position), "question": task.question,
+    row: dict[str, Any] = {"index": task.metadata.get("index", position), "question": task.question,  # type: ignore[no-redef]
                            "answer": answer_text(task.answer)}
     for i, text in enumerate(task.choices or []):
         row[chr(ord("A") + i)] = text

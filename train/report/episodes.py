@@ -281,7 +281,7 @@ def episode_html(ep: Episode, anchor: str, src: ImageSrc) -> str:
             f'<span class="unknown">({esc(where)})</span></h3>')
     req = ", ".join(task.get("required_ops") or [])
     info = (f'<div class="task"><b>question</b><pre>{esc(task["question"])}</pre><b>ground truth</b> '
-            f'{esc(answer_text(task.get("answer")))} ({esc(task.get("answer_type"))}) &nbsp; '
+            f'{esc(answer_text(task.get("answer")))} ({esc(task.get("answer_type"))}) &nbsp; '  # type: ignore[arg-type]
             f'<b>answer</b> {esc(d.get("answer"))}'
             + (f" &nbsp; <b>required ops</b> {esc(req)}" if req else "")
             + (f'<pre class="err">{esc(d.get("error"))}</pre>' if d.get("error") else "") + "</div>")

@@ -178,7 +178,7 @@ def task_table_html(episodes: list[Episode], anchors: dict[str, str]) -> str:
         q = _clip(t["question"], 160)
         for i, e in enumerate(eps):
             first = (f'<td rowspan="{len(eps)}">{esc(tid)}</td><td rowspan="{len(eps)}">{esc(q)}</td>'
-                     f'<td rowspan="{len(eps)}">{esc(answer_text(t.get("answer")))}</td>') if i == 0 else ""
+                     f'<td rowspan="{len(eps)}">{esc(answer_text(t.get("answer")))}</td>') if i == 0 else ""  # type: ignore[arg-type]
             rows.append(f'<tr class="eprow" {data_attrs(e)}>{first}<td><a href="#{anchors[e.id]}">{esc(e.id)}</a>'
                         f'{" (step " + str(e.rl_step) + ")" if e.rl_step is not None else ""}</td>'
                         f'<td>{esc(_clip(e.data.get("answer"), 120))}</td><td>{verdict(e.correct)}</td>'

@@ -66,7 +66,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
                 break
             raise RunDirError(f"{path}:{i}: not a JSON object: {exc}") from None
         if not isinstance(row, dict) or "step" not in row:
-            raise RunDirError(f"{path}:{i}: a metrics row must be a JSON object with a \"step\" key")
+            raise RunDirError(f'{path}:{i}: a metrics row must be a JSON object with a "step" key')
         rows.append(row)
     return rows
 
