@@ -72,7 +72,7 @@ def evaluate_stage(cfg: DemoConfig, out: Path, name: str, model_dir: Path, eval_
     e = cfg.eval
     ecfg = load_config(EvalConfig, None, [
         f"output_dir={out / 'eval' / name}", f"seed={cfg.seed}", f"protocol={cfg.protocol}", "model.engine=hf",
-        f"model.name_or_path={model_dir}", "model.dtype=float32", "model.attn_implementation=eager",
+        f"model.name_or_path={model_dir}", "model.dtype=float32", "model.attn_implementation=sdpa",
         "model.device=cpu", f"model.name=demo-{name}", f"data.tasks={eval_file}", "data.name=demo_heldout",
         f"limits.max_turns={e.max_turns}", f"limits.max_new_tokens_per_turn={e.max_new_tokens_per_turn}",
         f"limits.max_total_tokens={e.max_total_tokens}", "sampling.temperature=0", f"rewards={str(project_path(cfg.rewards))}"])
@@ -132,7 +132,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda s: None) -> di
         s = cfg.sft
         sft_cfg = load_config(SFTConfig, None, [
             f"run.output_dir={out / 'sft'}", f"run.seed={cfg.seed}", "run.logging_steps=5", "run.save_steps=1000000",
-            f"model.name_or_path={model_dir}", "model.dtype=float32", "model.attn_implementation=eager",
+            f"model.name_or_path={model_dir}", "model.dtype=float32", "model.attn_implementation=sdpa",
             "model.freeze_vision_tower=false", "model.freeze_projector=false", f"data.train_files=[{sft_data}]",
             f"data.protocol={cfg.protocol}", f"data.max_length={s.max_tokens_per_batch}", f"train.max_steps={s.steps}",
             f"train.max_tokens_per_batch={s.max_tokens_per_batch}", "train.mixed_precision=no",
@@ -151,7 +151,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = lambda s: None) -> di
     r = cfg.rl
     rl_cfg = load_config(RLConfig, None, [
         f"run.output_dir={out / 'rl'}", f"run.seed={cfg.seed}", "run.save_steps=1000000",
-        f"model.name_or_path={sft.final_dir}", "model.dtype=float32", "model.attn_implementation=eager",
+        f"model.name_or_path={sft.final_dir}", "model.dtype=float32", "model.attn_implementation=sdpa",
         "model.freeze_vision_tower=false", "model.freeze_projector=false",
         f"data.train_files=[{','.join(str(f) for f in train_files)}]", f"rewards={rewards_path}",
         f"optim.lr={r.lr}", "optim.scheduler=constant", "rollout.engine=hf", f"rollout.protocol={cfg.protocol}",
