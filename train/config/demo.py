@@ -14,11 +14,10 @@ from train.config.base import StrictModel
 GENERATOR_NAMES = ("orientation", "visual_search", "multi_tool", "symbolic")
 ORACLE_VARIANTS = ("single_tool", "multi_tool", "multi_crop", "error_recovery", "no_tool")
 
-# The smaller variant: two generators, one RL step, a short held-out eval.
+# The smaller variant: two generators with short oracle trajectories, one RL step, a short held-out eval.
 QUICK_OVERRIDES = (
-    "data.generators=[orientation,visual_search]", "data.tasks_per_generator=2", "data.eval_tasks_per_generator=2",
+    "data.generators=[orientation,symbolic]", "data.tasks_per_generator=4", "data.eval_tasks_per_generator=2",
     "rl.steps=1", "rl.prompts_per_step=2", "rl.samples_per_task=2", "eval.max_turns=2",
-    "eval.max_new_tokens_per_turn=128",
 )
 
 
@@ -42,8 +41,8 @@ def _only(names: list[str], valid: tuple[str, ...], what: str, *, allow_empty: b
 class DemoData(StrictModel):
     """Synthetic tasks (train and held-out eval) and the oracle trajectories of the train tasks (the SFT data)."""
 
-    tasks_per_generator: int = Field(2, gt=0, le=1000)
-    eval_tasks_per_generator: int = Field(3, gt=0, le=1000, description="held-out tasks (other seeds)")
+    tasks_per_generator: int = Field(3, gt=0, le=1000)
+    eval_tasks_per_generator: int = Field(2, gt=0, le=1000, description="held-out tasks (other seeds)")
     generators: list[str] = Field(default_factory=lambda: list(GENERATOR_NAMES))
     generator_config: dict[str, dict[str, Any]] = Field(default_factory=_small_images,
                                                         description="per generator: its config keys")
@@ -92,7 +91,7 @@ class DemoEval(StrictModel):
     """Greedy evaluation on the held-out tasks before SFT, after SFT and after RL."""
 
     max_turns: int = Field(3, gt=0)
-    max_new_tokens_per_turn: int = Field(192, gt=0)
+    max_new_tokens_per_turn: int = Field(256, gt=0)
     max_total_tokens: int = Field(3072, gt=0)
 
 
