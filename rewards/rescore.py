@@ -3,7 +3,7 @@
     summary = rescore("runs/rl_x", load_reward_set("configs/rewards/ablations/codevision_no_penalties.yaml"))
     print(format_table(summary))
 
-Inputs: `RUN_DIR/trajectories/*.jsonl` (the RL loop's layout) or one `.jsonl` file. Each file is scored on its own
+Inputs: `RUN_DIR/trajectories/*.jsonl` (eval runs), `RUN_DIR/rollouts/*.jsonl` (RL runs) or one `.jsonl` file. Each file is scored on its own
 (groups by `group_id` within the file, as they were at rollout time) and written with the new breakdown in
 `Trajectory.reward` to the output folder (default `RUN_DIR/rescored/<reward set name>/`), same file names, images
 alongside. Scoring reads only what the trajectories recorded (answers, events, sandbox results and traces,
@@ -24,7 +24,8 @@ from rollout.trajectory import load_trajectories, save_trajectories
 
 
 def trajectory_files(path: str | Path) -> list[Path]:
-    """The JSONL files of a run: `path` itself if it is a .jsonl file, else `path/trajectories/*.jsonl`."""
+    """The JSONL files of a run: `path` itself if it is a .jsonl file, else `path/trajectories/*.jsonl` (eval runs,
+    curation) or `path/rollouts/*.jsonl` (RL runs: one file per saved step)."""
     p = Path(path)
     if p.is_file():
         if p.suffix != ".jsonl":
@@ -32,9 +33,9 @@ def trajectory_files(path: str | Path) -> list[Path]:
         return [p]
     if not p.is_dir():
         raise RewardError(f"{p} is neither a run directory nor a .jsonl file")
-    files = sorted((p / "trajectories").glob("*.jsonl"))
+    files = sorted((p / "trajectories").glob("*.jsonl")) or sorted((p / "rollouts").glob("*.jsonl"))
     if not files:
-        raise RewardError(f"no trajectories in {p / 'trajectories'} (expected *.jsonl files there)")
+        raise RewardError(f"no trajectories in {p / 'trajectories'} or {p / 'rollouts'} (expected *.jsonl files there)")
     return files
 
 

@@ -229,8 +229,9 @@ def headline(table: dict[str, dict[str, float | None]]) -> list[str]:
             lines.append("RL did not change the held-out numbers: a few steps at a small learning rate move a policy "
                          "little (its reward and tool use per step are in rl/metrics.jsonl and the RL report).")
         else:
-            lines.append(f"RL changed code that executes by {100 * moved['executing_code_rate']:+.0f} points and "
-                         f"accuracy by {100 * moved['accuracy']:+.0f}.")
+            lines.append(f"RL changed code that executes by {100 * moved['executing_code_rate']:+.0f} points, answers "
+                         f"in the format by {100 * moved['answered_rate']:+.0f} and accuracy by "
+                         f"{100 * moved['accuracy']:+.0f}.")
     acc = [table[n]["accuracy"] for n in STAGES if n in table]
     if all((x or 0) < 0.9 for x in acc):
         lines.append("Accuracy is not the point, and is not expected to be good: a model this small cannot read text "
