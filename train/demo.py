@@ -257,7 +257,7 @@ def write_demo_report(out: Path, summary: dict[str, Any]) -> Path:
             links.append(f"<li>{escape(name)}: no report ({escape(str(exc))})</li>")
     head = "\n".join(headline(summary["stages"]))
     page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>codevl demo</title>"  # type: ignore[assignment]
-            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f4f4f4;padding:1em}"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f4f4f4;padding:1em;white-space:pre-wrap}"
             f"</style></head><body><h1>codevl demo</h1><pre>{escape(head)}</pre><h2>reports</h2><ul>{''.join(links)}</ul>"
             f"<h2>summary.json</h2><pre>{escape(json.dumps(summary, indent=2))}</pre></body></html>")
     path = out / "report.html"
