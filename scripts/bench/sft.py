@@ -94,7 +94,7 @@ def run_one(kind: str, model_dir: str, data: str, steps: int, batch: int, budget
         from train.config.model import ModelConfig
         from train.model.loading import load_model
 
-        model, processor = load_model(ModelConfig(name_or_path=model_dir, dtype="float32", attn_implementation="eager",
+        model, processor = load_model(ModelConfig(name_or_path=model_dir, dtype="float32", attn_implementation="sdpa",
                                                   freeze_vision_tower=True, freeze_projector=True))
         rows = [json.loads(x) for x in Path(data).read_text().splitlines()]
         ds = datasets.Dataset.from_list([{"messages": r["messages"], "images": [Image.open(r["image"]).convert("RGB")]}
@@ -118,8 +118,8 @@ def run_one(kind: str, model_dir: str, data: str, steps: int, batch: int, budget
             f"model.name_or_path={model_dir}", f"data.train_files=[{data}]",
             f"run.output_dir={Path(data).parent / ('out-' + kind)}", f"train.max_steps={steps or 'null'}", "train.epochs=1", "train.resume=never",
             "train.progress_bar=false", "run.save_steps=100000", "run.logging_steps=1", "optim.lr=1e-4",
-            # the same model setup as the TRL run: vision tower and projector frozen
-            "model.freeze_vision_tower=true", "model.freeze_projector=true", *extra])
+            # the same model setup as the TRL run: vision tower and projector frozen, SDPA attention
+            "model.freeze_vision_tower=true", "model.freeze_projector=true", "model.attn_implementation=sdpa", *extra])
         run_sft(cfg, callbacks=[Clock()], say=lambda s: None)
         logged = [(r["step"], r["num_tokens"]) for r in read_metrics(cfg.run.output_dir) if "num_tokens" in r]
     logged.sort()
