@@ -192,7 +192,7 @@ def main() -> int:
     print(f"one RL step, {a.model_config} model on {a.device}, {a.prompts} x {a.group} episodes, <= {a.max_new} tokens:")
     for k, v in ph.items():
         print(f"  {k:<11} {v:8.3f} s")
-    outside = ph["step"] - ph["rollout"] - ph["update"] + ph.get("sandbox", 0.0) * 0
+    outside = ph["step"] - ph["rollout"] - ph["update"]
     print(f"  outside generation and update: {outside / ph['step']:.1%} of the step")
     c, t = results["codevl"]["update_tokens_per_s"], results["trl"]["update_tokens_per_s"]
     print(f"policy update: codevl {c:.0f} tokens/s, TRL GRPOTrainer {t:.0f} tokens/s: {c / t:.2f}x (target >= 1)")
