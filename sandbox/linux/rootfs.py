@@ -91,6 +91,10 @@ def build(sources: list[tuple[str, int, bool]], links: dict[str, str], scratch_b
 
     The caller is in its own mount namespace (made private) with CAP_SYS_ADMIN there; the descriptors are closed."""
     mounts.mount_tmpfs(STAGE, 1 << 20, mode="0755", noexec=True, inodes=1024)
+    # The scratch /tmp first: host paths that live under /tmp (a checkout or a venv there) are then bound read-only
+    # inside it instead of being hidden by it (or colliding with its mountpoint).
+    os.mkdir(STAGE + "/tmp")
+    mounts.mount_tmpfs(STAGE + "/tmp", scratch_bytes)
     for path, fd, is_dir in sources:
         try:
             _mountpoint(STAGE + path, is_dir)
@@ -103,8 +107,6 @@ def build(sources: list[tuple[str, int, bool]], links: dict[str, str], scratch_b
         os.symlink(target, STAGE + path)
     os.mkdir(STAGE + "/proc")
     mounts.mount_proc(STAGE + "/proc")  # while the host's /proc is still visible (the kernel requires one)
-    os.mkdir(STAGE + "/tmp")
-    mounts.mount_tmpfs(STAGE + "/tmp", scratch_bytes)
     os.makedirs(STAGE + "/dev/shm", exist_ok=True)
     mounts.mount_tmpfs(STAGE + "/dev/shm", shm_bytes)
     os.mkdir(STAGE + OLD)
