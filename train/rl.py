@@ -571,10 +571,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m train.rl --config X [overrides] [--dry-run]` (what `accelerate launch -m train.rl` runs)."""
-    parser = argparse.ArgumentParser(prog="train.rl", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run_command(parser.parse_args(argv))
+    """`python -m train.rl --config X [overrides] [--dry-run]` (what `accelerate launch -m train.rl` runs): the
+    same command as `codevl rl`, through the command line's one error and Ctrl-C policy (`train.cli`)."""
+    from train.cli import main as cli_main
+
+    return cli_main(["rl", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -278,10 +278,11 @@ def run_sft(cfg: SFTConfig, *, callbacks: Sequence[Any] = (), say: Callable[[str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m train.sft --config X [overrides] [--dry-run]` (what `accelerate launch -m train.sft` runs)."""
-    parser = argparse.ArgumentParser(prog="train.sft", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run_command(parser.parse_args(argv))
+    """`python -m train.sft --config X [overrides] [--dry-run]` (what `accelerate launch -m train.sft` runs): the
+    same command as `codevl sft`, through the command line's one error and Ctrl-C policy (`train.cli`)."""
+    from train.cli import main as cli_main
+
+    return cli_main(["sft", *(sys.argv[1:] if argv is None else argv)])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
