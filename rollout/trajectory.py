@@ -21,6 +21,8 @@ import enum
 import hashlib
 import io
 import json
+import os
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,7 +277,8 @@ class ImageStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 buf = io.BytesIO()
                 Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-                tmp = path.with_suffix(".tmp")
+                # a name of this writer's own: processes of one run save the same image at the same time
+                tmp = path.with_name(f"{digest}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
                 tmp.write_bytes(buf.getvalue())
                 tmp.replace(path)
             self._written.add(rel)

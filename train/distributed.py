@@ -1,5 +1,5 @@
-"""What the training stages need from the process group: who runs on the CPU, gathering small Python lists, and
-DeepSpeed's "auto" settings filled from the run config.
+"""What the training stages need from the process group: who runs on the CPU, gathering small Python lists,
+DeepSpeed's "auto" settings filled from the run config, and full ZeRO-3 weights while the policy generates.
 
 `cpu_only()`: accelerate's `MULTI_CPU` launch type needs an MPI launcher, so the 2-process CPU config
 (`configs/accelerate/cpu_2proc.yaml`) starts processes through `torch.distributed.run`; without a GPU each process
@@ -10,6 +10,8 @@ accelerator sets up its own group, it must not (asking for the CPU would switch 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -48,3 +50,33 @@ def settle_deepspeed(acc: Any, *, max_grad_norm: float, dtype: str) -> None:
     zero = ds.get("zero_optimization", {})
     for key in [k for k, v in zero.items() if v == "auto"]:
         zero.pop(key)  # DeepSpeed's own defaults
+
+
+def zero_stage(acc: Any) -> int:
+    """The DeepSpeed ZeRO stage of this launch (0 without DeepSpeed)."""
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    return int(plugin.zero_stage) if plugin is not None else 0
+
+
+@contextmanager
+def full_weights_for_generation(model: Any, acc: Any) -> Iterator[None]:
+    """Under ZeRO-3, the policy's full weights on every process for the body, with DeepSpeed's forward hooks off.
+
+    A ZeRO-3 module gathers each layer's shards in a forward hook, a collective every process must join; episodes
+    end at different turns on different processes, so a policy that generates (the HF engine shares the module)
+    would call those collectives a different number of times per process and hang. Gathering everything once (as
+    TRL's `unwrap_model_for_generation` does) makes generation local: each process holds the full weights (bf16: 2
+    bytes per parameter) for the rollout only. Without ZeRO-3 this does nothing.
+    """
+    if zero_stage(acc) != 3:
+        yield
+        return
+    import deepspeed
+    from trl.models.utils import add_hooks, remove_hooks
+
+    with deepspeed.zero.GatheredParameters(list(model.parameters())):
+        remove_hooks(model)
+        try:
+            yield
+        finally:
+            add_hooks(model)

@@ -16,14 +16,14 @@ One step, on every process for its share of the step's tasks:
               importance-sampling correction against the engine's logprobs, optional KL (`train.losses`);
   5. sync     the engine gets the new weights (the HF engine shares the policy module);
   6. log      metrics.jsonl + trackers (reward per component, tool use, ops, faithfulness, finish reasons, lengths,
-              advantages, ratios, clipping, KL, entropy, grad norm, time per phase), the tool-collapse alarm;
+              advantages, ratios, clipping, KL, entropy, grad norm, time and CUDA peak memory per phase), the
+              tool-collapse alarm;
   7. save     rollouts every `train.save_rollouts_every` steps; a checkpoint every `run.save_steps` that resumes
               exactly (model, optimizer, scheduler, RNG states, data position, step).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -40,13 +40,14 @@ from typing import Any
 import numpy as np
 
 from rollout.trajectory import Trajectory, save_trajectories
-from train.config import ConfigError, load_config, resolved_yaml, save_resolved
+from train.config import ConfigError, resolved_yaml, save_resolved
 from train.config.loader import project_path
 from train.config.rl import RLConfig
 from train.rl_batch import StepBatch, exclusion
 from train.run_files import MetricsLog, RunDirError, check_same_config, latest_checkpoint
 from train.weight_sync import push_weights
-from train.distributed import cpu_only, gather_lists, settle_deepspeed
+from train.distributed import cpu_only, full_weights_for_generation, gather_lists, settle_deepspeed, zero_stage
+from train.phase_clock import PhaseClock
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,10 @@ class RLTrainer:
         ref, _ = load_model(cfg.model.model_copy(update={"gradient_checkpointing": False}))
         ref.requires_grad_(False)
         ref.eval()
+        if zero_stage(self.acc):  # sharded like the policy under ZeRO-3, whole on each process under ZeRO-2
+            from trl.models.utils import prepare_deepspeed
+
+            return prepare_deepspeed(ref, self.acc)
         return ref.to(self.acc.device)
 
     def _resume(self) -> None:
@@ -247,9 +252,11 @@ class RLTrainer:
         if placeholder is None:
             raise RLRunError("no episode of this step produced any tokens; see the saved rollouts' errors")
         needs_old = a.ppo_epochs > 1 or c.train.updates_per_step > 1
+        filler = self._filler(placeholder)
         with torch.no_grad():
             if needs_old or self.ref is not None:
-                for mb in micro_batches(samples, c.train.max_tokens_per_microbatch, seed=self.step):
+                for mb in self._in_step(micro_batches(samples, c.train.max_tokens_per_microbatch, seed=self.step),
+                                        filler):
                     self._store_logprobs(mb, old=needs_old)
         stats: Counter[str] = Counter()
         weight = 0.0
@@ -257,14 +264,14 @@ class RLTrainer:
         grad_norms: list[float] = []
         for epoch in range(a.ppo_epochs):
             for part in parts:
-                chosen = [samples[i] for i in part] or [make_sample(-1, placeholder, self.processor, episode_adv=0.0,
-                                                                    step_adv=None, step_coef=0.0, weight=0.0)]
+                chosen = [samples[i] for i in part] or [filler]
                 tokens = self._global_sum(sum(s.num_loss_tokens for s in chosen))
                 seqs = self._global_sum(sum(1 for s in chosen if s.weight))
                 if tokens == 0:  # nothing to learn from on any process: no step (Adam's momentum would still move)
                     self.scheduler.step()
                     continue
-                micro = micro_batches(chosen, c.train.max_tokens_per_microbatch, seed=self.step * 97 + epoch)
+                micro = self._in_step(micro_batches(chosen, c.train.max_tokens_per_microbatch,
+                                                    seed=self.step * 97 + epoch), filler)
                 share = 0.0
                 for k, mb in enumerate(micro):
                     sync = k == len(micro) - 1
@@ -273,9 +280,10 @@ class RLTrainer:
                         m = self._micro_step(mb, tokens, seqs, needs_old)
                     share += m.pop("loss_share")
                     w = float(sum(s.num_loss_tokens for s in mb))
-                    for key, v in m.items():
-                        stats[key] += v * w  # type: ignore[assignment]
-                    weight += w
+                    if w:  # a filler's statistics (of no tokens) are not averaged in
+                        for key, v in m.items():
+                            stats[key] += v * w  # type: ignore[assignment]
+                        weight += w
                 # this process's share of the mini-batch loss; their mean over processes is the loss
                 losses.append(share)
                 grad_norms.append(float(self.acc.clip_grad_norm_(self.model.parameters(), c.optim.max_grad_norm)))
@@ -291,6 +299,28 @@ class RLTrainer:
         out["train/optimizer_steps"] = float(len(grad_norms))
         out["train/loss_tokens"] = float(sum(s.num_loss_tokens for s in samples) * a.ppo_epochs)
         return out
+
+    def _filler(self, placeholder: Trajectory) -> Any:
+        """A sample with no loss (weight 0) that runs a forward and backward where this process has no work left."""
+        import torch
+
+        from train.rl_batch import make_sample
+
+        s = make_sample(-1, placeholder, self.processor, episode_adv=0.0, step_adv=None, step_coef=0.0, weight=0.0)
+        s.tensors["old_logprobs"] = torch.zeros(s.length)
+        s.tensors["ref_logprobs"] = torch.zeros(s.length)
+        return s
+
+    def _in_step(self, micro: list[list[Any]], filler: Any) -> list[list[Any]]:
+        """`micro` padded with filler micro-batches to the largest count on any process: every forward and backward
+        is a collective under DDP (buffer broadcast) and DeepSpeed ZeRO-2/3 (gradient reduction, ZeRO-3 parameter
+        gathers), so every process must run the same number of them or the step hangs."""
+        if self.acc.num_processes == 1:
+            return micro
+        import torch
+
+        most = int(self.acc.reduce(torch.tensor(len(micro), device=self.acc.device), reduction="max"))
+        return micro + [[filler]] * (most - len(micro))
 
     def _store_logprobs(self, mb: Sequence[Any], *, old: bool) -> None:
         """Trainer logprobs of the current (old) policy and of the reference, stored on the samples."""
@@ -364,7 +394,7 @@ class RLTrainer:
         return int(t.min())
 
     def metrics(self, batch: StepBatch, ep_adv: Sequence[float], upd: dict[str, float],
-                times: dict[str, float]) -> dict[str, float]:
+                clock: dict[str, float]) -> dict[str, float]:
         from rewards import batch_metrics
         from train.rl_metrics import episode_metrics
 
@@ -380,7 +410,7 @@ class RLTrainer:
         local["rollout/refill_rounds"] = float(batch.rounds)
         m = self._mean_over_processes(local)
         m.update(upd)
-        m.update({f"time/{k}": v for k, v in times.items()})
+        m.update(clock)  # time/<phase>, and memory/<phase>_peak_gib on CUDA (this process's)
         return m
 
     def _mean_over_processes(self, local: dict[str, float]) -> dict[str, float]:
@@ -422,26 +452,21 @@ class RLTrainer:
                    disable=not (c.train.progress_bar and self.acc.is_main_process))
         try:
             while self.step < c.train.steps:
-                times: dict[str, float] = {}
+                clock = PhaseClock(self.acc.device)
                 t0 = time.perf_counter()
-                self._engine_awake(True)
-                batch = self.collect(self.step + 1)
-                self._engine_awake(False)
-                times["rollout"] = time.perf_counter() - t0
-                times["sandbox"] = float(sum(t.metadata.get("sandbox_s", 0.0) for t in batch.trajectories))
+                with clock.phase("rollout"), self._generating():
+                    batch = self.collect(self.step + 1)
+                clock.add("sandbox", float(sum(t.metadata.get("sandbox_s", 0.0) for t in batch.trajectories)))
                 self._check_failures(batch)
-                t1 = time.perf_counter()
-                ep_adv, step_adv = self.advantages(batch)
-                times["advantages"] = time.perf_counter() - t1
-                t2 = time.perf_counter()
-                upd = self.update(batch, ep_adv, step_adv)
-                times["update"] = time.perf_counter() - t2
-                t3 = time.perf_counter()
-                push_weights(self.model, self.engine, accelerator=self.acc)
-                times["sync"] = time.perf_counter() - t3
+                with clock.phase("advantages"):
+                    ep_adv, step_adv = self.advantages(batch)
+                with clock.phase("update"):
+                    upd = self.update(batch, ep_adv, step_adv)
+                with clock.phase("sync"):
+                    push_weights(self.model, self.engine, accelerator=self.acc)
                 self.step += 1
-                times["step"] = time.perf_counter() - t0
-                m = self.metrics(batch, ep_adv, upd, times)
+                clock.add("step", time.perf_counter() - t0)
+                m = self.metrics(batch, ep_adv, upd, clock.metrics())
                 self.history.append(m)
                 self.log.write(self.step, m)
                 if c.run.report_to != ["none"]:
@@ -469,14 +494,23 @@ class RLTrainer:
         self.acc.end_training()
         return RLResult(self.run_dir, final, self.step, self.history)
 
-    def _engine_awake(self, awake: bool) -> None:
-        """A colocated vLLM engine sleeps through the update (its memory goes to the trainer) and wakes to generate."""
-        if not (self.cfg.rollout.engine == "vllm_colocate" and self.cfg.rollout.vllm.enable_sleep_mode):
+    @contextlib.contextmanager
+    def _generating(self) -> Any:
+        """The engine ready to generate for the body: the HF engine's shared module with its full weights under
+        ZeRO-3 (`full_weights_for_generation`); a colocated vLLM engine woken, and put back to sleep after so that
+        its memory goes to the trainer during the update."""
+        if self.cfg.rollout.engine == "hf":
+            with full_weights_for_generation(self.model, self.acc):
+                yield
             return
-        if awake:
+        sleeps = self.cfg.rollout.engine == "vllm_colocate" and self.cfg.rollout.vllm.enable_sleep_mode
+        if sleeps:
             self.engine.wake_up()
-        else:
-            self.engine.sleep()
+        try:
+            yield
+        finally:
+            if sleeps:
+                self.engine.sleep()
 
     def _check_failures(self, batch: StepBatch) -> None:
         failed = [x for x in batch.excluded if x and x not in ("truncated", "group_filtered")]
@@ -536,38 +570,6 @@ def run_rl(cfg: RLConfig, *, say: Callable[[str], None] = print, engine: Any = N
            stop_after: int | None = None) -> RLResult:
     """Build the trainer for `cfg` and run it (see `RLTrainer`)."""
     return RLTrainer(cfg, say=say, engine=engine).run(stop_after=stop_after)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="RL YAML, e.g. configs/rl/tiny_cpu.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. algo.advantage=dense train.steps=10")
-    parser.add_argument("--dry-run", action="store_true", help="validate the config, tasks and reward set, print, exit")
-
-
-def run_command(args: argparse.Namespace) -> int:
-    from data.task_file import TaskFileError
-    from rewards.errors import RewardConfigError
-    from train.model.paths import ModelPathError
-
-    try:
-        cfg = load_config(RLConfig, str(project_path(args.config)), args.overrides)
-        if args.dry_run:
-            from data import read_tasks
-            from rewards import load_reward_set
-
-            n = sum(len(read_tasks(str(project_path(f)))) for f in cfg.data.train_files)
-            rs = load_reward_set(str(project_path(cfg.rewards)))
-            print(resolved_yaml(cfg), end="")
-            print(f"# {n} tasks; reward set {rs.name!r}: {', '.join(c.key for c in rs)}")
-            return 0
-        run_rl(cfg)
-    except (ConfigError, RewardConfigError, ModelPathError, RunDirError) as exc:
-        print(f"codevl rl: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, (ConfigError, RewardConfigError)) else 1
-    except (TaskFileError, FileNotFoundError, IsADirectoryError, RLRunError) as exc:
-        print(f"codevl rl: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

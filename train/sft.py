@@ -20,7 +20,6 @@ The loss itself (chunked log-probs at label positions, token mean over the whole
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from train.config import ConfigError, load_config, resolved_yaml, save_resolved
+from train.config import ConfigError, resolved_yaml, save_resolved
 from train.config.loader import project_path
 from train.config.sft import DataFile, SFTConfig
 from train.run_files import MetricsLog, RunDirError, check_same_config, latest_checkpoint
@@ -283,34 +282,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from train.cli import main as cli_main
 
     return cli_main(["sft", *(sys.argv[1:] if argv is None else argv)])
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="SFT YAML, e.g. configs/sft/tiny_cpu.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-5 train.max_steps=100")
-    parser.add_argument("--dry-run", action="store_true", help="validate config and data, print the config, exit")
-
-
-def run_command(args: argparse.Namespace) -> int:
-    from train.model.paths import ModelPathError
-    from train.sft_dataset import SFTDataError
-
-    try:
-        cfg = load_config(SFTConfig, str(project_path(args.config)), args.overrides)
-        if args.dry_run:
-            from train.model.processor import load_processor
-
-            processor = load_processor(cfg.model.name_or_path, min_pixels=cfg.model.min_pixels,
-                                       max_pixels=cfg.model.max_pixels)
-            _, _, info = build_datasets(cfg, processor)
-            print(resolved_yaml(cfg), end="")
-            print(f"# data: {info['summary']}")
-            return 0
-        run_sft(cfg)
-    except (ConfigError, SFTDataError, RunDirError, ModelPathError) as exc:
-        print(f"codevl sft: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
 """One RL step, timed per phase, and the policy update against TRL's GRPOTrainer on the same workload, in one run.
 
     .venv/bin/python scripts/bench/rl_step.py                        # CPU, tiny Qwen2.5-VL, a few minutes
-    .venv/bin/python scripts/bench/rl_step.py --device cuda --model-config 3b --steps 3 --prompts 8 --max-new 256
+    .venv/bin/python scripts/bench/rl_step.py --zero 2                # the same under DeepSpeed ZeRO-2 (accelerate launch)
+    python scripts/bench/rl_step.py --device cuda --model-config 3b --zero 3 --steps 3 --prompts 8 --max-new 256
 
 Workload (both trainers): single-turn episodes (one assistant turn, no code run), `--prompts` tasks x `--group`
 rollouts per step, `--max-new` sampled tokens at most, an image per prompt, no KL, one optimizer step per step,
 generation with transformers' `generate` (the HF engine / TRL without vLLM), the same model and seed.
 
+`--zero 2|3` runs both trainers in one process under `accelerate launch` with configs/deepspeed/zero<N>.json
+(DeepSpeed's CPU accelerator on `--device cpu`).
+
 Printed:
 - codevl: mean seconds per phase over the steps after the first (rollout = generation + sandbox, advantages,
-  update, sync) and the share of the step outside generation and the update;
+  update, sync) and the share of the step outside generation and the update; on CUDA, the peak memory allocated
+  during each phase (the trainer's `memory/<phase>_peak_gib` metrics);
 - policy-update throughput, sampled (loss) tokens per second of update time, codevl vs TRL (target: not slower).
   TRL's update time is its training step minus its generation-and-scoring call;
 - the memory of the trainer's logprob pass is measured by scripts/bench/logprob_memory.py.
@@ -65,6 +70,17 @@ def build_model(kind: str, out: Path) -> Path:
     return big
 
 
+def deepspeed_launch_config(work: Path, stage: int, device: str) -> Path:
+    """An accelerate launch config for one process under configs/deepspeed/zero<stage>.json."""
+    path = work / f"zero{stage}.yaml"
+    path.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\ndeepspeed_config:\n"
+        f"  deepspeed_config_file: {ROOT}/configs/deepspeed/zero{stage}.json\n  zero3_init_flag: false\n"
+        "num_machines: 1\nnum_processes: 1\nmachine_rank: 0\nmain_process_ip: 127.0.0.1\n"
+        f"main_process_port: {29600 + stage}\nmain_training_function: main\nuse_cpu: {str(device == 'cpu').lower()}\n")
+    return path
+
+
 def make_tasks(out: Path, n: int) -> Path:
     import numpy as np
     from PIL import Image
@@ -100,9 +116,10 @@ def run_codevl(a: argparse.Namespace, model: Path, tasks: Path, out: Path) -> di
     res = run_rl(cfg, say=lambda s: None)
     hist = res.history[1:] or res.history
     phases = {k[5:]: sum(m[k] for m in hist) / len(hist) for k in hist[0] if k.startswith("time/")}
+    memory = {k[7:]: max(m[k] for m in res.history) for k in hist[0] if k.startswith("memory/")}
     tokens = sum(m["train/loss_tokens"] for m in hist)
     update = sum(m["time/update"] for m in hist)
-    return {"phases": phases, "update_tokens_per_s": tokens / update}
+    return {"phases": phases, "memory_gib": memory, "update_tokens_per_s": tokens / update}
 
 
 def run_trl(a: argparse.Namespace, model_dir: Path, tasks: Path, out: Path) -> dict:
@@ -166,6 +183,7 @@ def main() -> int:
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--group", type=int, default=4)
     ap.add_argument("--max-new", type=int, default=48)
+    ap.add_argument("--zero", type=int, choices=[0, 2, 3], default=0, help="DeepSpeed ZeRO stage (0: none)")
     ap.add_argument("--work", default="runs/bench-rl")
     ap.add_argument("--child", choices=["codevl", "trl"], help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -180,18 +198,27 @@ def main() -> int:
     (work / "model-path.txt").write_text(str(build_model(a.model_config, work)))
     (work / "tasks-path.txt").write_text(str(make_tasks(work, a.prompts)))
     results = {}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(deepspeed_launch_config(work, a.zero, a.device))] if a.zero else [sys.executable]
     for kind in ("codevl", "trl"):
-        cmd = [sys.executable, __file__, "--child", kind, *sys.argv[1:]]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        cmd = [*launch, __file__, "--child", kind, *sys.argv[1:]]
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if proc.returncode or not line:
             print(f"{kind} failed:\n{proc.stderr[-3000:]}")
             return 1
         results[kind] = json.loads(line[-1][7:])
     ph = results["codevl"]["phases"]
-    print(f"one RL step, {a.model_config} model on {a.device}, {a.prompts} x {a.group} episodes, <= {a.max_new} tokens:")
+    zero = f", DeepSpeed ZeRO-{a.zero}" if a.zero else ""
+    print(f"one RL step, {a.model_config} model on {a.device}{zero}, {a.prompts} x {a.group} episodes, "
+          f"<= {a.max_new} tokens:")
+    mem = results["codevl"]["memory_gib"]
     for k, v in ph.items():
-        print(f"  {k:<11} {v:8.3f} s")
+        peak = mem.get(f"{k}_peak_gib")
+        print(f"  {k:<11} {v:8.3f} s" + (f"   peak {peak:6.2f} GiB allocated" if peak is not None else ""))
+    if "reserved_gib" in mem:
+        print(f"  reserved by the allocator at the end of a step: {mem['reserved_gib']:.2f} GiB")
     outside = ph["step"] - ph["rollout"] - ph["update"]
     print(f"  outside generation and update: {outside / ph['step']:.1%} of the step")
     c, t = results["codevl"]["update_tokens_per_s"], results["trl"]["update_tokens_per_s"]

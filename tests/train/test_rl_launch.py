@@ -50,12 +50,46 @@ def test_two_cpu_processes_run_rl_steps_and_save_one_model(tiny_models: dict[str
     assert (out / "final" / "model.safetensors").is_file() and (out / "checkpoint-2" / "rl_state.json").is_file()
 
 
+def test_processes_with_different_micro_batch_counts_stay_in_step(tiny_models: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    """One process gets a long prompt (two micro-batches under the token budget), the other a short one (one):
+    every forward/backward is a collective under DDP (buffer broadcast, gradient all-reduce), so the short one runs
+    a no-loss filler micro-batch; without it the processes pair different collectives and hang or fail.
+    Sizes: the prompt is ~410 tokens, the long question adds ~1,590; 2 episodes x ~2,010 > 2,100 >= 2 x ~420."""
+    from data import write_tasks
+
+    path = tmp_path / "img.png"
+    Image.fromarray(np.full((64, 96, 3), 200, dtype=np.uint8)).save(path)
+    long_question = "Read every word: " + " ".join(["word"] * 400) + ". What colour is the image?"
+    tasks = [Task(id="long", images=[str(path)], question=long_question, answer="grey", answer_type="text"),
+             Task(id="short", images=[str(path)], question="What colour is the image?", answer="grey",
+                  answer_type="text")]
+    write_tasks(tmp_path / "tasks.jsonl", tasks)
+    out = tmp_path / "run"
+    cmd = [ACCELERATE, "launch", "--config_file", str(ROOT / "configs/accelerate/cpu_2proc.yaml"), "-m", "train.rl",
+           "--config", str(ROOT / "configs/rl/tiny_cpu.yaml"), f"model.name_or_path={tiny_models['qwen2_5_vl']}",
+           f"data.train_files=[{tmp_path / 'tasks.jsonl'}]", f"run.output_dir={out}", "train.steps=1",
+           "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_turns=1",
+           "rollout.max_new_tokens_per_turn=8", "algo.filter_all_equal_groups=false", "train.progress_bar=false",
+           "train.max_tokens_per_microbatch=2100", "rollout.max_total_tokens=2100", "algo.kl_coef=0.01",
+           "rewards=configs/rewards/deepeyes.yaml"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["train/samples"] == 2 and rows[0]["kl"] == rows[0]["kl"]  # trained, with a finite KL
+    lengths = sorted(len(t.token_ids) for f in ("step_000001.jsonl", "step_000001.r1.jsonl")
+                     for t in load_trajectories(out / "rollouts" / f))
+    assert lengths[1] < 1050 < lengths[2]  # the premise: short on one process, long on the other
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", [2, 3])
 def test_deepspeed_zero_rl_steps_on_cpu(stage: int, tiny_models: dict[str, Path], tmp_path: Path) -> None:
     """ZeRO-2 / ZeRO-3 under accelerate on DeepSpeed's CPU accelerator: two RL steps of two mini-batches each (the
-    trainer marks each mini-batch's last micro-batch as DeepSpeed's accumulation boundary), a DeepSpeed checkpoint,
-    and a final model gathered to one full HF checkpoint."""
+    trainer marks each mini-batch's last micro-batch as DeepSpeed's accumulation boundary), a KL term against a
+    reference prepared by DeepSpeed (sharded under ZeRO-3), generation from the gathered ZeRO-3 weights, a DeepSpeed
+    checkpoint, and a final model gathered to one full HF checkpoint."""
     from data import write_tasks
     from transformers import AutoModelForImageTextToText
 
@@ -79,12 +113,51 @@ def test_deepspeed_zero_rl_steps_on_cpu(stage: int, tiny_models: dict[str, Path]
            f"data.train_files=[{tmp_path / 'tasks.jsonl'}]", f"run.output_dir={out}", "train.steps=2",
            "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_turns=1",
            "rollout.max_new_tokens_per_turn=8", "algo.filter_all_equal_groups=false", "train.progress_bar=false",
-           "train.updates_per_step=2", "rewards=configs/rewards/deepeyes.yaml"]
+           "train.updates_per_step=2", "algo.kl_coef=0.01", "rewards=configs/rewards/deepeyes.yaml"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["train/optimizer_steps"] for r in rows] == [2.0, 2.0]
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6) and all(r["kl"] == r["kl"] for r in rows)  # on-policy, finite
     assert (out / "checkpoint-2" / "pytorch_model").is_dir()  # DeepSpeed's own (sharded) checkpoint
     model = AutoModelForImageTextToText.from_pretrained(out / "final")
     assert sum(p.numel() for p in model.parameters()) > 100_000
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("stage", [2, 3])
+def test_bf16_zero_rl_step_on_one_gpu(stage: int, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """A bf16 RL step under ZeRO-2 / ZeRO-3 on one GPU with the HF engine (generation from the gathered ZeRO-3
+    weights), with a KL term against the DeepSpeed-prepared reference; memory per phase is logged."""
+    from data import write_tasks
+
+    rng = np.random.RandomState(0)
+    tasks = []
+    for i in range(2):
+        path = tmp_path / f"t{i}.png"
+        Image.fromarray(rng.randint(0, 255, (64, 96, 3), dtype=np.uint8)).save(path)
+        tasks.append(Task(id=f"t{i}", images=[str(path)], question="What is in the square?", answer="red",
+                          answer_type="text"))
+    write_tasks(tmp_path / "tasks.jsonl", tasks)
+    launch = tmp_path / "ds.yaml"
+    launch.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\ndeepspeed_config:\n"
+        f"  deepspeed_config_file: {ROOT}/configs/deepspeed/zero{stage}.json\n  zero3_init_flag: false\n"
+        "num_machines: 1\nnum_processes: 1\nmachine_rank: 0\nmain_process_ip: 127.0.0.1\n"
+        f"main_process_port: {29580 + stage}\nmain_training_function: main\nuse_cpu: false\n")
+    out = tmp_path / "run"
+    cmd = [ACCELERATE, "launch", "--config_file", str(launch), "-m", "train.rl",
+           "--config", str(ROOT / "configs/rl/tiny_cpu.yaml"), f"model.name_or_path={tiny_models['qwen2_5_vl']}",
+           f"data.train_files=[{tmp_path / 'tasks.jsonl'}]", f"run.output_dir={out}", "train.steps=2",
+           "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_turns=2",
+           "rollout.max_new_tokens_per_turn=16", "algo.filter_all_equal_groups=false", "train.progress_bar=false",
+           "model.dtype=bfloat16", "algo.kl_coef=0.01", "rewards=configs/rewards/deepeyes.yaml"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train/optimizer_steps"] for r in rows] == [1.0, 1.0]
+    assert all(r["loss"] == r["loss"] and r["kl"] == r["kl"] for r in rows)  # finite
+    assert rows[-1]["memory/update_peak_gib"] > 0 and rows[-1]["memory/rollout_peak_gib"] > 0
+    assert (out / "final" / "model.safetensors").is_file()

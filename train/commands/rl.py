@@ -8,12 +8,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from train import rl
+from train.config import ConfigError, load_config, resolved_yaml
+from train.config.loader import project_path
+from train.config.rl import RLConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    rl.add_arguments(parser)
+    parser.add_argument("--config", required=True, help="RL YAML, e.g. configs/rl/tiny_cpu.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. algo.advantage=dense train.steps=10")
+    parser.add_argument("--dry-run", action="store_true", help="validate the config, tasks and reward set, print, exit")
 
 
 def interrupted(args: argparse.Namespace) -> str:
@@ -24,4 +29,29 @@ def interrupted(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    return rl.run_command(args)
+    """Validate (and with --dry-run print) the config, tasks and reward set, then train; user errors are messages."""
+    from data.task_file import TaskFileError
+    from rewards.errors import RewardConfigError
+    from train.model.paths import ModelPathError
+    from train.rl import RLRunError, run_rl
+    from train.run_files import RunDirError
+
+    try:
+        cfg = load_config(RLConfig, str(project_path(args.config)), args.overrides)
+        if args.dry_run:
+            from data import read_tasks
+            from rewards import load_reward_set
+
+            n = sum(len(read_tasks(str(project_path(f)))) for f in cfg.data.train_files)
+            rs = load_reward_set(str(project_path(cfg.rewards)))
+            print(resolved_yaml(cfg), end="")
+            print(f"# {n} tasks; reward set {rs.name!r}: {', '.join(c.key for c in rs)}")
+            return 0
+        run_rl(cfg)
+    except (ConfigError, RewardConfigError, ModelPathError, RunDirError) as exc:
+        print(f"codevl rl: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, (ConfigError, RewardConfigError)) else 1
+    except (TaskFileError, FileNotFoundError, IsADirectoryError, RLRunError) as exc:
+        print(f"codevl rl: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -8,12 +8,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from train import sft
+from train.config import ConfigError, load_config, resolved_yaml
+from train.config.loader import project_path
+from train.config.sft import SFTConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sft.add_arguments(parser)
+    parser.add_argument("--config", required=True, help="SFT YAML, e.g. configs/sft/tiny_cpu.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-5 train.max_steps=100")
+    parser.add_argument("--dry-run", action="store_true", help="validate config and data, print the config, exit")
 
 
 def interrupted(args: argparse.Namespace) -> str:
@@ -23,4 +28,25 @@ def interrupted(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    return sft.run_command(args)
+    """Validate (and with --dry-run print) the config and data, then train; user errors are messages."""
+    from train.model.paths import ModelPathError
+    from train.run_files import RunDirError
+    from train.sft import build_datasets, run_sft
+    from train.sft_dataset import SFTDataError
+
+    try:
+        cfg = load_config(SFTConfig, str(project_path(args.config)), args.overrides)
+        if args.dry_run:
+            from train.model.processor import load_processor
+
+            processor = load_processor(cfg.model.name_or_path, min_pixels=cfg.model.min_pixels,
+                                       max_pixels=cfg.model.max_pixels)
+            _, _, info = build_datasets(cfg, processor)
+            print(resolved_yaml(cfg), end="")
+            print(f"# data: {info['summary']}")
+            return 0
+        run_sft(cfg)
+    except (ConfigError, SFTDataError, RunDirError, ModelPathError) as exc:
+        print(f"codevl sft: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    return 0
