@@ -15,12 +15,31 @@ from contextlib import contextmanager
 from typing import Any
 
 
+def _deepspeed_launch() -> bool:
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
+
+
 def cpu_only() -> bool:
     """True where there is no GPU and the launch is not a DeepSpeed one."""
     import torch
 
-    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
-    return not torch.cuda.is_available() and not deepspeed
+    return not torch.cuda.is_available() and not _deepspeed_launch()
+
+
+def accelerator_options() -> dict[str, Any]:
+    """Keyword arguments for `accelerate.Accelerator` in a training stage.
+
+    `cpu` as `cpu_only()`. DeepSpeed on its CPU accelerator (no GPU) starts a gloo group of all the launched
+    processes, but accelerate, finding no GPU backend, counts one process on each: naming gloo makes it count them
+    all (with several processes, this is how the ZeRO paths are tested on a machine without a GPU)."""
+    import torch
+
+    opts: dict[str, Any] = {"cpu": cpu_only()}
+    if _deepspeed_launch() and not torch.cuda.is_available():
+        from accelerate.utils import InitProcessGroupKwargs
+
+        opts["kwargs_handlers"] = [InitProcessGroupKwargs(backend="gloo")]
+    return opts
 
 
 def gather_lists(local: list[Any], world: int) -> list[list[Any]]:

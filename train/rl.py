@@ -46,7 +46,7 @@ from train.config.rl import RLConfig
 from train.rl_batch import StepBatch, exclusion
 from train.run_files import MetricsLog, RunDirError, check_same_config, latest_checkpoint
 from train.weight_sync import push_weights
-from train.distributed import cpu_only, full_weights_for_generation, gather_lists, settle_deepspeed, zero_stage
+from train.distributed import accelerator_options, full_weights_for_generation, gather_lists, settle_deepspeed, zero_stage
 from train.phase_clock import PhaseClock
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class RLTrainer:
         self.cfg = cfg
         self.run_dir = Path(cfg.run.output_dir)
         trackers = [x for x in cfg.run.report_to if x != "none"]
-        self.acc = Accelerator(log_with=trackers or None, project_dir=str(self.run_dir), cpu=cpu_only())
+        self.acc = Accelerator(log_with=trackers or None, project_dir=str(self.run_dir), **accelerator_options())
         self.say = say if self.acc.is_main_process else (lambda _s: None)
         world, B = self.acc.num_processes, cfg.train.prompts_per_step
         if B % world:

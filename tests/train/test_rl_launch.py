@@ -50,11 +50,14 @@ def test_two_cpu_processes_run_rl_steps_and_save_one_model(tiny_models: dict[str
     assert (out / "final" / "model.safetensors").is_file() and (out / "checkpoint-2" / "rl_state.json").is_file()
 
 
-def test_processes_with_different_micro_batch_counts_stay_in_step(tiny_models: dict[str, Path],
+@pytest.mark.parametrize("launch", ["ddp", "zero3"])
+def test_processes_with_different_micro_batch_counts_stay_in_step(launch: str, tiny_models: dict[str, Path],
                                                                    tmp_path: Path) -> None:
     """One process gets a long prompt (two micro-batches under the token budget), the other a short one (one):
-    every forward/backward is a collective under DDP (buffer broadcast, gradient all-reduce), so the short one runs
-    a no-loss filler micro-batch; without it the processes pair different collectives and hang or fail.
+    every forward/backward is a collective under DDP (buffer broadcast, gradient all-reduce) and ZeRO-3 (parameter
+    gathers, gradient reduce-scatter), so the short one runs a no-loss filler micro-batch; without it the processes
+    pair different collectives and fail (DDP) or hang (ZeRO-3; the timeout below makes that a failure). The ZeRO-3
+    run also generates from the gathered weights and takes its KL against a DeepSpeed-sharded reference.
     Sizes: the prompt is ~410 tokens, the long question adds ~1,590; 2 episodes x ~2,010 > 2,100 >= 2 x ~420."""
     from data import write_tasks
 
@@ -66,18 +69,27 @@ def test_processes_with_different_micro_batch_counts_stay_in_step(tiny_models: d
                   answer_type="text")]
     write_tasks(tmp_path / "tasks.jsonl", tasks)
     out = tmp_path / "run"
-    cmd = [ACCELERATE, "launch", "--config_file", str(ROOT / "configs/accelerate/cpu_2proc.yaml"), "-m", "train.rl",
+    config = ROOT / "configs/accelerate/cpu_2proc.yaml"
+    if launch == "zero3":  # DeepSpeed's CPU accelerator, 2 processes in one gloo group (train.distributed)
+        config = tmp_path / "zero3_2proc.yaml"
+        config.write_text(
+            "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\ndeepspeed_config:\n"
+            f"  deepspeed_config_file: {ROOT}/configs/deepspeed/zero3.json\n  zero3_init_flag: false\n"
+            "num_machines: 1\nnum_processes: 2\nmachine_rank: 0\nmain_process_ip: 127.0.0.1\n"
+            "main_process_port: 29577\nmain_training_function: main\nuse_cpu: false\n")
+    cmd = [ACCELERATE, "launch", "--config_file", str(config), "-m", "train.rl",
            "--config", str(ROOT / "configs/rl/tiny_cpu.yaml"), f"model.name_or_path={tiny_models['qwen2_5_vl']}",
            f"data.train_files=[{tmp_path / 'tasks.jsonl'}]", f"run.output_dir={out}", "train.steps=1",
            "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_turns=1",
            "rollout.max_new_tokens_per_turn=8", "algo.filter_all_equal_groups=false", "train.progress_bar=false",
            "train.max_tokens_per_microbatch=2100", "rollout.max_total_tokens=2100", "algo.kl_coef=0.01",
            "rewards=configs/rewards/deepeyes.yaml"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["train/samples"] == 2 and rows[0]["kl"] == rows[0]["kl"]  # trained, with a finite KL
+    assert (out / "final" / "model.safetensors").is_file()  # under ZeRO-3: gathered from both processes' shards
     lengths = sorted(len(t.token_ids) for f in ("step_000001.jsonl", "step_000001.r1.jsonl")
                      for t in load_trajectories(out / "rollouts" / f))
     assert lengths[1] < 1050 < lengths[2]  # the premise: short on one process, long on the other
