@@ -7,7 +7,8 @@
 Concurrent requests are batched (`MicroBatcher`): left padding, one `model.generate` per batch on the engine's
 own thread (bound to the model's CUDA device: `rollout.engines.device_thread`), so the event loop keeps running
 sandbox work meanwhile. Prompts arrive unexpanded and are expanded here with the
-model's own image processor (`rollout.expand`). Image/video placeholder and vision-boundary tokens are suppressed
+model's own image processor (`rollout.expand`), each image once (`rollout.image_cache`: later turns and the other
+rollouts of a group reuse its pixel values). Image/video placeholder and vision-boundary tokens are suppressed
 so the policy can never sample them (docs/methods.md, "Pitfalls"). Logprobs are `log_softmax(logits / temperature)` of
 the sampled token over the full vocabulary, before top-p/top-k truncation and token suppression: the same
 quantity a training forward pass computes, so the two match (tested to 1e-4 in fp32). Sampling is per request:
@@ -29,6 +30,7 @@ from rollout.engines.base import EngineError, GenerateOutput, SamplingParams, To
 from rollout.engines.batcher import MicroBatcher
 from rollout.engines.device_thread import DeviceThread
 from rollout.expand import expand_sequence
+from rollout.image_cache import ProcessedImages
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ class HFEngine(TokenEngine):
                  banned_tokens: Sequence[str] = BANNED_TOKENS) -> None:
         self.model = model
         self._processor = processor
+        self._images = ProcessedImages(processor)
         self._tokenizer = processor.tokenizer
         tok = self._tokenizer
         self.banned_ids = special_token_ids(tok, banned_tokens)
@@ -107,6 +110,7 @@ class HFEngine(TokenEngine):
     @property
     def stats(self) -> dict[str, int]:
         return {"batches": self._batcher.batches, "requests": self._batcher.requests,
+                "images_processed": self._images.misses, "images_reused": self._images.hits,
                 "episodes_in_flight": self._batcher.in_flight, "weights_version": self.weights_version}
 
     async def generate(self, prompt_ids: list[int], images: list[np.ndarray], sampling: SamplingParams) -> GenerateOutput:
@@ -146,7 +150,7 @@ class HFEngine(TokenEngine):
         version = self.weights_version  # read before generating: the weights this batch is sampled with
 
         device = next(self.model.parameters()).device
-        expanded = [expand_sequence(r.prompt_ids, r.images, self._processor) for r in reqs]
+        expanded = [expand_sequence(r.prompt_ids, r.images, self._processor, **self._pixels(r.images)) for r in reqs]
         width = max(len(e.input_ids) for e in expanded)
         input_ids = torch.full((len(reqs), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(reqs), width), dtype=torch.long)
@@ -200,6 +204,11 @@ class HFEngine(TokenEngine):
                                           stop_reason=reason,
                                           metadata={"engine": self.name, "weights_version": version}))
         return results
+
+    def _pixels(self, images: Sequence[Any]) -> dict[str, Any]:
+        """`expand_sequence`'s precomputed pixel values and grid for `images`, each processed once (cached)."""
+        pixel_values, grid = self._images(images)
+        return {"pixel_values": pixel_values, "image_grid_thw": grid}
 
     def _decode(self, ids: Sequence[int]) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)

@@ -68,7 +68,6 @@ this repository yet (vLLM cannot be installed on the machines it was written on)
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import threading
@@ -86,6 +85,7 @@ from rollout.engines.base import EngineError, GenerateOutput, SamplingParams, To
 from rollout.engines.hf import BANNED_TOKENS
 from rollout.engines.http_retry import RetryPolicy, error_message, post_json
 from rollout.engines.openai_chat import png_data_url
+from rollout.image_cache import image_key
 from rollout.engines.vllm_requests import (
     TokenLayout,
     build_output,
@@ -117,15 +117,6 @@ class ImageFeature:
     @property
     def nbytes(self) -> int:
         return len(self.kwargs or "") + len(self.mm_hash) + 64
-
-
-def image_key(image: Any) -> str:
-    """A content key for an image array (shape and bytes)."""
-    a = np.ascontiguousarray(np.asarray(image))
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str((a.shape, a.dtype.str)).encode())
-    h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def render_request_body(model: str, data_url: str) -> dict[str, Any]:
