@@ -9,7 +9,7 @@ logprobs, step ids) onto the expanded positions so that image tokens carry no lo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,13 +97,16 @@ def expand_sequence(token_ids: Sequence[int], images: Sequence[Any], processor: 
 
 def trainer_inputs(token_ids: Sequence[int], images: Sequence[Any], processor: Any, *,
                    loss_mask: Sequence[int] | None = None, step_ids: Sequence[int] | None = None,
-                   logprobs: Sequence[float] | None = None) -> dict[str, Any]:
+                   logprobs: Sequence[float] | None = None,
+                   pixels: Callable[[Sequence[Any]], tuple[Any, Any]] | None = None) -> dict[str, Any]:
     """Tensors (batch of one) for a training forward pass over a trajectory: expanded `input_ids`,
     `attention_mask`, `pixel_values`, `image_grid_thw`, and the per-token arrays carried onto the expanded
-    positions (`loss_mask` 0 on image tokens, `step_ids`, `old_logprobs`)."""
+    positions (`loss_mask` 0 on image tokens, `step_ids`, `old_logprobs`). `pixels`: where the images' processed
+    tensors come from (e.g. a `rollout.image_cache.ProcessedImages`; default: the processor, now)."""
     import torch
 
-    ex = expand_sequence(token_ids, images, processor)
+    pv, grid = pixels(images) if pixels is not None else (None, None)
+    ex = expand_sequence(token_ids, images, processor, pixel_values=pv, image_grid_thw=grid)
     out: dict[str, Any] = {
         "input_ids": torch.tensor([ex.input_ids], dtype=torch.long),
         "attention_mask": torch.ones((1, len(ex.input_ids)), dtype=torch.long),

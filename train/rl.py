@@ -241,11 +241,13 @@ class RLTrainer:
         """`ppo_epochs` passes of `updates_per_step` optimizer steps over this step's samples."""
         import torch
 
+        from rollout.image_cache import ProcessedImages
         from train.rl_batch import make_sample, micro_batches, split_minibatches
 
         c, a = self.cfg, self.cfg.algo
+        pixels = ProcessedImages(self.processor)  # each of the step's images processed once
         samples = [make_sample(i, t, self.processor, episode_adv=ep_adv[i], step_adv=step_adv[i],
-                               step_coef=a.step_advantage_coef)
+                               step_coef=a.step_advantage_coef, pixels=pixels)
                    for i, (t, x) in enumerate(zip(batch.trajectories, batch.excluded, strict=True)) if x is None]
         parts = split_minibatches(len(samples), c.train.updates_per_step, seed=c.run.seed + self.step)
         placeholder = next((t for t in batch.trajectories if t.tokenized), None)

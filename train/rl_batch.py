@@ -63,15 +63,17 @@ class RLSample:
 
 
 def make_sample(index: int, traj: Trajectory, processor: Any, *, episode_adv: float, step_adv: np.ndarray | None,
-                step_coef: float, weight: float = 1.0) -> RLSample:
-    """Expand `traj` and place its advantages on its sampled tokens (`weight=0`: a placeholder, all zeros)."""
+                step_coef: float, weight: float = 1.0, pixels: Any = None) -> RLSample:
+    """Expand `traj` and place its advantages on its sampled tokens (`weight=0`: a placeholder, all zeros).
+    `pixels`: a `rollout.image_cache.ProcessedImages` shared by the step's samples (a group's rollouts share their
+    input image), or None to process the images here."""
     import torch
 
     from train.advantages import token_advantages
 
     images = [im.array for im in traj.images]
     inp = trainer_inputs(traj.token_ids, images, processor, loss_mask=traj.loss_mask, step_ids=traj.step_ids,
-                         logprobs=traj.logprobs)
+                         logprobs=traj.logprobs, pixels=pixels)
     mask = inp["loss_mask"][0].numpy() * (1 if weight else 0)
     steps = inp["step_ids"][0].numpy()
     adv = token_advantages(episode_adv, step_adv, steps, mask, step_coef=step_coef) if weight else np.zeros(len(mask))
