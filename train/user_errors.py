@@ -62,6 +62,7 @@ USER_ERRORS: dict[str, int] = {
     "builtins.NotADirectoryError": USAGE,
     "builtins.FileExistsError": USAGE,
     "builtins.PermissionError": USAGE,
+    "rollout.engines.vllm_requests.VLLMUnavailable": USAGE,
     # the data or the run failed
     "data.task_file.TaskFileError": FAILED,
     "train.sft_dataset.SFTDataError": FAILED,

@@ -55,12 +55,16 @@ VLLM_MISSING = ("vLLM is not installed: install the `vllm` extra on a GPU node: 
                 "CODEVL_EXTRAS=dev,deepspeed,vllm bash scripts/install.sh")
 
 
+class VLLMUnavailable(ImportError):
+    """vLLM cannot be imported here (a user's setup, reported without a traceback by the command line)."""
+
+
 def import_vllm() -> Any:
     """`import vllm`, or an error that says how to get it (it is a GPU-only extra)."""
     try:
         import vllm
     except ImportError as exc:
-        raise ImportError(VLLM_MISSING) from exc
+        raise VLLMUnavailable(f"{VLLM_MISSING} ({exc})") from exc
     return vllm
 
 

@@ -103,6 +103,18 @@ def test_mistake_gives_message_and_exit_code(argv: list[str], code: int, fragmen
     assert f"codevl {command}: " in err
 
 
+def test_vllm_engine_without_vllm_is_a_message(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    argv = ["rl", "--config", "configs/rl/tiny_cpu.yaml", f"data.train_files=[{work}/s/tasks.jsonl]",
+            "rollout.engine=vllm_colocate", "--dry-run"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("codevl rl: vLLM is not installed") and "Traceback" not in err
+
+
 def test_nothing_was_done_after_a_usage_error(work: Path) -> None:
     # the oracle-variant typo is found before generating: no folder is created
     assert not (work / "x").exists()

@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
 
             n = sum(len(read_tasks(str(project_path(f)))) for f in cfg.data.train_files)
             rs = load_reward_set(str(project_path(cfg.rewards)))
+            if cfg.rollout.engine == "vllm_colocate":  # the engine is built in this process: vLLM must import
+                from rollout.engines.vllm_requests import import_vllm
+
+                import_vllm()
             print(resolved_yaml(cfg), end="")
             print(f"# {n} tasks; reward set {rs.name!r}: {', '.join(c.key for c in rs)}")
             return 0
