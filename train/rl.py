@@ -530,10 +530,10 @@ class RLTrainer:
 
         final = self.run_dir / "final"
         model = self.acc.unwrap_model(self.model)
-        state = self.acc.get_state_dict(self.model) if self.cfg.model.lora is None else None  # collective (ZeRO-3)
+        state = self.acc.get_state_dict(self.model)  # a collective under ZeRO-3: the full weights, on the main process
         if self.acc.is_main_process:
             if self.cfg.model.lora is not None:
-                model.save_pretrained(self.run_dir / "adapter")
+                model.save_pretrained(self.run_dir / "adapter", state_dict=state)  # PEFT keeps the adapter's part
                 self.processor.save_pretrained(self.run_dir / "adapter")
                 if self.cfg.train.merge_lora:
                     merge_adapter(self.cfg.model, self.run_dir / "adapter", final, self.processor)

@@ -117,6 +117,32 @@ def test_first_update_is_on_policy(tiny_models: dict[str, Path], task_file: Path
     assert m["policy/clip_frac_low"] == 0 and m["policy/clip_frac_high"] == 0
 
 
+def test_lora_run_trains_the_adapter_and_exports_it_merged(tiny_models: dict[str, Path], task_file: Path,
+                                                           test_rewards: dict[str, Path], tmp_path: Path) -> None:
+    """LoRA: the KL reference is the base model (adapter disabled), so the first step's KL is 0 (LoRA's B starts at
+    0); the adapter is trained and saved, and `final/` is the base with it merged (its logits differ from the base's
+    by exactly what the adapter adds)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
+
+    out = tmp_path / "run"
+    cfg = _cfg(tiny_models["qwen2_5_vl"], task_file, test_rewards["even"], out, "rollout.max_turns=1",
+               "rollout.max_new_tokens_per_turn=4", "train.steps=3", "optim.lr=1e-2", "algo.kl_coef=0.01",
+               "model.lora.r=8", "model.lora.alpha=16", "model.lora.dropout=0.0", "algo.max_refill_rounds=3")
+    res = run_rl(cfg, say=lambda s: None)
+    assert res.history[0]["kl"] == pytest.approx(0.0, abs=1e-7)
+    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert b and all(v.shape[1] == 8 for v in b) and any(v.abs().sum() > 0 for v in b)  # trained away from 0
+    assert res.final_dir == out / "final"
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    base = AutoModelForImageTextToText.from_pretrained(tiny_models["qwen2_5_vl"]).eval()
+    merged = AutoModelForImageTextToText.from_pretrained(out / "final").eval()
+    with torch.no_grad():
+        assert not torch.allclose(base(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-6)
+
+
 class _TwoScripts(ScriptedTokenEngine):
     """Replays one of two scripts, chosen by the request's seed (so the samples of a group differ): a crop of the
     evidence shown back as an image, then the right answer; or a crop elsewhere, an error, and a wrong answer.

@@ -37,12 +37,14 @@ def _random_tasks(root: Path, n: int, **fields: object) -> Path:
     return root / "tasks.jsonl"
 
 
-def _deepspeed_launch(root: Path, stage: int, *, processes: int, use_cpu: bool, port: int) -> Path:
-    """An accelerate launch config for DeepSpeed ZeRO-`stage` (configs/deepspeed/zero<stage>.json)."""
+def _deepspeed_launch(root: Path, stage: int, *, processes: int, use_cpu: bool, port: int,
+                      ds_config: Path | None = None) -> Path:
+    """An accelerate launch config for DeepSpeed ZeRO-`stage` (configs/deepspeed/zero<stage>.json by default)."""
     path = root / f"zero{stage}_{processes}proc.yaml"
+    ds_config = ds_config or ROOT / f"configs/deepspeed/zero{stage}.json"
     path.write_text(
         "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\ndeepspeed_config:\n"
-        f"  deepspeed_config_file: {ROOT}/configs/deepspeed/zero{stage}.json\n  zero3_init_flag: false\n"
+        f"  deepspeed_config_file: {ds_config}\n  zero3_init_flag: false\n"
         f"num_machines: 1\nnum_processes: {processes}\nmachine_rank: 0\nmain_process_ip: 127.0.0.1\n"
         f"main_process_port: {port}\nmain_training_function: main\nuse_cpu: {str(use_cpu).lower()}\n")
     return path
@@ -123,6 +125,30 @@ def test_deepspeed_zero_rl_steps_on_cpu(stage: int, tiny_models: dict[str, Path]
     assert (out / "checkpoint-2" / "pytorch_model").is_dir()  # DeepSpeed's own (sharded) checkpoint
     model = AutoModelForImageTextToText.from_pretrained(out / "final")
     assert sum(p.numel() for p in model.parameters()) > 100_000
+
+
+@pytest.mark.slow
+def test_lora_under_zero3_saves_the_whole_adapter(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """Under ZeRO-3 each process holds a shard of every parameter: the adapter is saved from the gathered weights
+    (saved from the main process's own shards, it would be empty), with the base as the KL reference, and merged
+    by a main process whose base model must load whole although ZeRO-3 is on. The tiny model's parameters are all
+    below DeepSpeed's persistence threshold (kept whole), so the test sets it to 0: every parameter is sharded."""
+    from safetensors.torch import load_file
+
+    tasks = _random_tasks(tmp_path, 2)
+    out = tmp_path / "run"
+    ds = json.loads((ROOT / "configs/deepspeed/zero3.json").read_text())
+    ds["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+    (tmp_path / "zero3.json").write_text(json.dumps(ds))
+    launch = _deepspeed_launch(tmp_path, 3, processes=1, use_cpu=True, port=29575, ds_config=tmp_path / "zero3.json")
+    rows = _launch_rl(launch, tiny_models["qwen2_5_vl"], tasks, out, "train.steps=1", "rollout.max_turns=1",
+                      "rollout.max_new_tokens_per_turn=8", "algo.kl_coef=0.01", "model.lora.r=8",
+                      "model.lora.alpha=16", timeout=1200)
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6)
+    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    a = [v for k, v in adapter.items() if "lora_A" in k]
+    assert a and all(v.dim() == 2 and v.shape[0] == 8 and v.shape[1] > 0 for v in a)
+    assert (out / "final" / "model.safetensors").is_file()
 
 
 @pytest.mark.gpu
