@@ -190,7 +190,7 @@ class CodeVisionCodeEmerge(RewardComponent):
             if not (s.ran if p.include_failed_steps else s.ok):
                 continue
             for o in s.all_ops(p.failed_step_ops):
-                if o.op in emergent:
+                if o.op in emergent or (s.source == "released" and o.op not in CORE_OPS):
                     found.add(o.op)
                 elif p.grayscale_counts and is_grey_conversion(o):
                     found.add("grayscale")
