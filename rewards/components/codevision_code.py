@@ -41,18 +41,45 @@ from rewards.component import ComponentValue, RewardComponent
 from rewards.components.accuracy import AccuracyParams, AnswerAccuracy
 from rewards.components.codevision_paper import NO_BOX, CodeVisionSuggestedTool, SuggestedToolParams
 from rewards.context import ScoringContext
-from rewards.params import ReleasedToolUseParams, ToolUseParams
+from rewards.params import ComponentParams, ReleasedToolUseParams, ToolUseParams
 from rewards.registry import register
+from rewards.released_text import AnswerRule, codevision_format_ok, response_text
 from rewards.required_ops import core_ops_used, crop_needs_box, mandatory_score, orientation_ops_used, required_set
 from rewards.tool_use import UsedOp, executed_calls, tool_calls
 from rollout.trajectory import Trajectory
 from sandbox.result import CORE_OPS, ORIENTATION_OPS
 
 
+class CodeVisionFormatParams(ComponentParams):
+    require_think: bool = Field(True, description="the response must open with <think> and balance its think tags "
+                                                  "(released); false drops that condition (this package's CodeVision "
+                                                  "prompt does not ask for think tags)")
+
+
+@register
+class CodeVisionCodeFormat(RewardComponent):
+    """Released format reward (verl/workers/reward_manager/uvtr.py `_compute_format_reward`, weight
+    `format_reward_weight` 0.1) on the response text (`rewards.released_text.codevision_format_ok`): 1 when, with
+    tool responses removed, the response opens with `<think>`, balances its think tags, and ends with its only
+    complete `<answer>...</answer>`, which is not opened inside a think block; else 0."""
+
+    name = "codevision_code_format"
+    scope = "episode"
+    Params = CodeVisionFormatParams
+    source = "CodeVision released code: verl/workers/reward_manager/uvtr.py::_compute_format_reward"
+    formula = "1[starts with <think>, think tags balanced, exactly one <answer>...</answer>, at the end] (weight 0.1)"
+    params: CodeVisionFormatParams
+
+    def score(self, traj: Trajectory, ctx: ScoringContext) -> float:
+        return 1.0 if codevision_format_ok(response_text(traj), self.params.require_think) else 0.0
+
+
 class GatedAccuracyParams(AccuracyParams, ReleasedToolUseParams):
     gate_threshold: float = Field(0.1, ge=0.0, le=1.0, description="gate r_acc by r_mand below this")
     binary: bool = Field(True, description="r_acc = 1 if correct else 0 (released: `1.0 if is_correct`, with "
                                            "is_correct = base score > 0.5); False keeps a graded match score")
+    answer_rule: AnswerRule = Field("codevision", description="the answer recipe/codevision/reward.py "
+                                                              "`extract_answer` reads (see rewards.released_text)")
 
 
 def crop_gate(traj: Trajectory, ctx: ScoringContext, p: ToolUseParams, threshold: float) -> tuple[bool, float | None]:

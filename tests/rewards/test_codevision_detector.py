@@ -107,10 +107,9 @@ def test_released_source_restores_the_released_op_reading() -> None:
     (default,) = reward_set_from_config(yaml.safe_load(CODE_SET.read_text())).score([tr])
     assert default.value("codevision_code_mandatory") == pytest.approx(0.25)
     assert default.value("codevision_code_exact") == 0.0
-    # total (released) = 1 acc + 0.1 fmt + 0.75 + 0.1 - 0 = 1.85 + 0.1 fmt
-    fmt = rel.value("format")
-    assert fmt is not None
-    assert rel.total == pytest.approx(1.85 + 0.1 * fmt)
+    # total (released) = 1 acc + 0.1 * 0 (fmt: no <think>) + 0.75 + 0.1 - 0 = 1.85
+    assert rel.value("codevision_code_format") == 0.0
+    assert rel.total == pytest.approx(1.85)
 
 
 def test_released_source_literal_boxes_failed_blocks_and_gate() -> None:

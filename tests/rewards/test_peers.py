@@ -18,7 +18,8 @@ def test_deepeyes_as_released() -> None:
            trajectory(t, [("a", crop((90, 30, 130, 70)))], answer="A", tid="tool_wrong"),  # 0
            trajectory(t, [("a", ok(stdout="text only"))], answer="B", tid="text_right"),  # no image came back: 0.8
            trajectory(t, [("a", failed())], answer="B", tid="failed_right"),  # nothing shown: 0.8
-           trajectory(t, [], answer="B", events=["unclosed_answer"], tid="bad_format"),  # 0.8 - 0.2 = 0.6
+           # `<answer>` without `</answer>`: count_answer_1 != count_answer_2 -> format error; acc still 0.8
+           trajectory(t, [], answer="B", final_text="<answer>B", events=["unclosed_answer"], tid="bad_format"),  # 0.6
            trajectory(t, [("a", crop((90, 30, 130, 70)))], answer=long_answer, tid="long")]  # 0 - 0.2 + 0 = -0.2
     bs = rs.score(trs)
     assert [b.total for b in bs] == pytest.approx([2.0, 0.8, 0.0, 0.8, 0.8, 0.6, -0.2])
