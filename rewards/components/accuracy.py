@@ -12,6 +12,7 @@ also the reward set's definition of "correct" for the components that need one (
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import Field
 
@@ -21,7 +22,7 @@ from rewards.context import ScoringContext
 from rewards.errors import JudgeFailed
 from rewards.judge import JudgeConfig, JudgeReply, get_judge, parse_tagged_number, text_part
 from rewards.registry import register
-from rewards.released_text import AnswerRule, pick_answer
+from rewards.released_text import AnswerRule, codevision_equivalent, pick_answer
 from rollout.task import AnswerType
 from rollout.trajectory import Trajectory
 
@@ -42,6 +43,9 @@ class AccuracyParams(AnswerMatchParams):
     judge_types: list[AnswerType] = Field(default_factory=lambda: ["text"])  # type: ignore[arg-type]
     answer_rule: AnswerRule = "protocol"
     max_answer_chars: int | None = Field(None, gt=0)
+    rules: Literal["package", "codevision"] = Field(
+        "package", description="the rule that decides before any judge: this package's (`rewards.answers`) or "
+                               "CodeVision's released `are_answers_equivalent` (rewards.released_text)")
 
 
 def answer_judge_messages(traj: Trajectory, answer: str | None = None) -> list[dict]:
@@ -82,15 +86,25 @@ class JudgedAnswerChecker:
             raise JudgeFailed(f"answer judge verdict {verdict} is not 0 or 1")
         return AnswerMatch(verdict, verdict == 1.0, "judge", m.predicted)
 
+    def match(self, traj: Trajectory) -> AnswerMatch:
+        """The rule-based verdict (`rules`)."""
+        answer = self.answer(traj)
+        if self.params.rules == "package":
+            return match_answer(answer, traj.task, self.rule_params)
+        if answer is None or not answer.strip():
+            return AnswerMatch(0.0, False, "no_answer", answer)
+        ok = codevision_equivalent(answer, str(traj.task.answer))
+        return AnswerMatch(float(ok), ok, "codevision_rule", answer)
+
     def check(self, traj: Trajectory) -> AnswerMatch:
-        m = match_answer(self.answer(traj), traj.task, self.rule_params)
+        m = self.match(traj)
         if not self._needs_judge(traj, m):
             return m
         assert self.params.judge is not None
         return self._from_reply(m, get_judge(self.params.judge).complete(answer_judge_messages(traj, m.predicted)))
 
     def check_many(self, trajs: Sequence[Trajectory]) -> list[AnswerMatch | JudgeFailed]:
-        rules = [match_answer(self.answer(t), t.task, self.rule_params) for t in trajs]
+        rules = [self.match(t) for t in trajs]
         todo = [i for i, (t, m) in enumerate(zip(trajs, rules, strict=True)) if self._needs_judge(t, m)]
         out: list[AnswerMatch | JudgeFailed] = list(rules)
         if todo:

@@ -80,6 +80,9 @@ class GatedAccuracyParams(AccuracyParams, ReleasedToolUseParams):
                                            "is_correct = base score > 0.5); False keeps a graded match score")
     answer_rule: AnswerRule = Field("codevision", description="the answer recipe/codevision/reward.py "
                                                               "`extract_answer` reads (see rewards.released_text)")
+    rules: Literal["package", "codevision"] = Field(
+        "codevision", description="reward.py `are_answers_equivalent` decides (what it rejects goes to the judge, "
+                                  "when one is configured: the released code asks its LLM judge, 0 without one)")
 
 
 def crop_gate(traj: Trajectory, ctx: ScoringContext, p: ToolUseParams, threshold: float) -> tuple[bool, float | None]:

@@ -292,7 +292,7 @@ def test_released_r_acc_is_binary_even_with_a_graded_answer_score() -> None:
     # box answer (0, 0, 10, 10); predicted (0, 0, 10, 8): IoU 80 / 100 = 0.8 >= 0.5 -> correct
     t = task([0, 0, 10, 10], "box", required=[])
     tr = trajectory(t, [], answer="[0, 0, 10, 8]")
-    graded = {"box_score": "iou"}
+    graded = {"box_score": "iou", "rules": "package"}  # this package's box matching (CodeVision's rule has none)
     released = RewardSet([build_component("codevision_code_accuracy", params=graded)])
     plain = RewardSet([build_component("answer_accuracy", params=graded)])
     # released: r_acc = 1.0 if is_correct (agent_loop.py), not the graded 0.8

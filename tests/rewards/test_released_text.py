@@ -15,7 +15,8 @@ from __future__ import annotations
 import pytest
 
 from rewards import RewardSet, build_component, load_reward_set
-from rewards.released_text import (codev_answer, codev_format_ok, codevision_answer, codevision_format_ok,
+from rewards.released_text import (codev_answer, codev_format_ok, codevision_answer, codevision_equivalent,
+                                   codevision_format_ok,
                                    deepeyes_format_error, pick_answer)
 from rollout.trajectory import FinishReason
 from tests.rewards.builders import crop, ok, task, trajectory
@@ -142,3 +143,29 @@ def test_codevision_code_set_reads_an_untagged_last_line() -> None:
     (b,) = rs.score([tr])
     assert b.value("codevision_code_accuracy") == 1.0
     assert b.total == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("prediction, gold, equal", [
+    ("B", "B", True),  # `float()` fails on both -> `prediction == ground_truth`
+    ("b", "B", True),  # choice gold: `re.findall(r"\b([A-D])\b", text.upper())[-1]` = "B"
+    ("(C) since A is wrong", "A", True),  # the LAST standalone letter: A
+    ("Red", "red", False),  # no number, no letter rule: rejected (the LLM judge would decide; 0 without one)
+    ("12 apples", "12", True),  # `re.findall(r"[-+]?\d*\.?\d+", ...)[-1]` = "12"
+    ("100.05", "100", False),  # |100.05 - 100| > 1e-4
+    ("3.50004", "3.5", True),  # |Fraction| difference 4e-5 <= 1e-4
+    ("1/2", "0.5", False),  # `float("1/2")` fails; last number "2"
+    ("0427", "427", True),  # `float(prediction) == float(ground_truth)`
+])
+def test_codevision_answer_rule(prediction: str, gold: str, equal: bool) -> None:
+    assert codevision_equivalent(prediction, gold) is equal
+
+
+def test_codevision_code_accuracy_uses_the_released_rule() -> None:
+    """Text gold "red", answer "Red": reward.py's rules reject it and, without a judge, compute_score returns
+    0.0 (`LLMJudgeClient.verify`: `if not self.client: return 0.0`); this package's rules accept it."""
+    t = task("red", "text", evidence=())
+    tr = trajectory(t, [], answer="Red")
+    released = RewardSet([build_component("codevision_code_accuracy")])
+    assert released.score([tr])[0].total == 0.0
+    package = RewardSet([build_component("codevision_code_accuracy", params={"rules": "package"})])
+    assert package.score([tr])[0].total == 1.0
