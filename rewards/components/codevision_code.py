@@ -25,9 +25,13 @@ still counts as a tool call (`code_count` = success + error counts) and its ops 
 default to `include_failed_steps: true, failed_step_ops: written` (`ReleasedToolUseParams`). Blocks never executed
 (cut by the turn limit: the released loop stops before parsing the last turn's calls) are not calls.
 
+r_acc scores the answer recipe/codevision/reward.py `extract_answer` reads (`answer_rule: codevision`) with its
+`are_answers_equivalent` rule (`rules: codevision`); fmt is uvtr.py `_compute_format_reward`
+(`codevision_code_format`).
+
 Deliberate differences, each a named parameter: ops come from the sandbox's trace when there is one
-(`ops_source: auto`; `code` uses static analysis only); crop boxes are mapped to the original image's coordinates
-(the released code takes the literal boxes). n/a: with crop required but no evidence box, r_mand is n/a and the
+(`ops_source: auto`) and crop boxes are mapped to the original image's coordinates; `ops_source: released` reads
+ops and literal boxes from the code exactly as the released detector does (`rewards.codevision_detector`). n/a: with crop required but no evidence box, r_mand is n/a and the
 accuracy / necessity gate is not applied (the released code would gate on a crop credit it cannot compute).
 """
 
