@@ -3,8 +3,8 @@
 The protocol extracts one answer per episode (`Trajectory.answer`: the first `<answer>` of the final message, an
 unclosed one included). The released rewards read the decoded response instead, each its own way; a reward set
 that reproduces one of them selects the same reading with `answer_rule` (accuracy components) or uses the matching
-format component. The response text is every turn's text in order, observations included (`response_text`), as
-the released rewards decode the whole response.
+format component. The response text is every turn's text in order, observations included, one turn per line
+(`response_text`), as the released rewards decode the whole response.
 
 Answer rules (`pick_answer`):
 
@@ -54,8 +54,9 @@ _PYVISION_ANSWER = re.compile(r"<answer>\n\\boxed\{(.*?)\}\n</answer>", re.DOTAL
 
 
 def response_text(traj: Trajectory) -> str:
-    """The decoded response: every turn's text in order (assistant messages and observations)."""
-    return "".join(t.text for t in traj.turns)
+    """The decoded response: every turn's text in order (assistant messages and observations), one turn per line
+    (the decoded chat template puts a line break between turns too)."""
+    return "\n".join(t.text for t in traj.turns)
 
 
 def final_text(traj: Trajectory) -> str:

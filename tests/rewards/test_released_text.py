@@ -143,6 +143,10 @@ def test_codevision_code_set_reads_an_untagged_last_line() -> None:
     (b,) = rs.score([tr])
     assert b.value("codevision_code_accuracy") == 1.0
     assert b.total == pytest.approx(1.0)
+    # after a code step the last line is still the final message's own: "B" (not glued to the tool output)
+    after = trajectory(task(), [("x = 1", ok(stdout="1"))], answer=None, final_text="B",
+                       finish=FinishReason.STOPPED, events=["no_code_no_answer"])
+    assert pick_answer(after, "codevision") == "B"
 
 
 @pytest.mark.parametrize("prediction, gold, equal", [
