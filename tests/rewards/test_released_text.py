@@ -113,14 +113,16 @@ def test_codev_set_scores_the_last_answer_and_penalises_two() -> None:
 
 
 def test_pyvision_set_unclosed_answer_and_long_answer() -> None:
-    """pyvision_rl: `if is_format_error: score 0, is_answer_right False` (unbalanced answer tags), so neither
+    """pyvision_rl: `if is_format_error: score 0, is_answer_right False` (unbalanced answer tags: 2 `<answer>`,
+    1 `</answer>`), so neither
     accuracy nor the env reward: 0. A right answer of >= 1000 characters: `acc_reward = 0.0` but
     `is_answer_right` stays True, so the env reward 0.1 * 2 calls is still added: 0.2."""
     rs = load_reward_set("configs/rewards/pyvision_rl.yaml")
     t = task("B" * 1000, "text", evidence=())
     two = [("a", ok()), ("b", ok())]
-    unclosed = trajectory(t, two, answer="B" * 1000, final_text="<answer>" + "B" * 1000, events=["unclosed_answer"])
-    long = trajectory(t, two, answer="B" * 1000, tid="long")
+    boxed = "<answer>\n\\boxed{" + "B" * 1000 + "}\n</answer>"  # the released layout
+    unclosed = trajectory(t, two, answer="B" * 1000, final_text=boxed + "<answer>", events=["two_answers"])
+    long = trajectory(t, two, answer="B" * 1000, final_text=boxed, tid="long")
     assert [b.total for b in rs.score([unclosed, long])] == pytest.approx([0.0, 0.2])
 
 

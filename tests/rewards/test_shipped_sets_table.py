@@ -64,8 +64,10 @@ EXPECTED = {
     # Pixel-Reasoner: r + curiosity - 0.05 (ncall - 1); gA RaPR 1, gB RaPR 2/3 (T2: 2, T4: 2 requested calls)
     # -> no curiosity; T1: 1 - 0.05 = 0.95; T2: 1 - 0.05 = 0.95 (last call succeeded); T3: 0; T4: 0 - 0.05
     "pixel_reasoner": [0.95, 0.95, 0.0, -0.05],
-    # PyVision-RL: acc + 0.1 per executed call when correct: T1 1 + 0.2; T2 1 + 0.2 (the failed call counts)
-    "pyvision_rl": [1.2, 1.2, 0.0, 0.0],
+    # PyVision-RL: acc + 0.1 per executed call when correct; the released reward reads only answers written
+    # "<answer>\n\boxed{...}\n</answer>" (multi_task_verifier.py), which none of these is: 0 everywhere
+    # (tests/rewards/test_peers.py scores answers in that layout: 1 + 0.1 per call)
+    "pyvision_rl": [0.0, 0.0, 0.0, 0.0],
     # TAPO: acc + 0.5 * mean over executed steps of the step score
     # T1: steps 0.25 (rotated full view: coverage 1, focus 0.02 -> cluttered), 1 (hit) -> 1 + 0.5 * 0.625 = 1.3125
     # T2: -1 (avoidable error), 1 (hit) -> 1 + 0.5 * 0 = 1.0; T3: no step -> n/a, 0
