@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-OpsSource = Literal["auto", "trace", "code"]
+OpsSource = Literal["auto", "trace", "code", "released"]
 
 
 class ComponentParams(BaseModel):
@@ -23,8 +23,9 @@ class ToolUseParams(ComponentParams):
     """Parameters shared by components that ask which operations a trajectory used.
 
     `ops_source`: `auto` reads the sandbox's operation trace and falls back to static analysis of the code for
-    steps without one; `trace` uses the trace only; `code` uses static analysis only (what the released
-    CodeVision code does with regexes). `include_failed_steps`: count ops of blocks that ended in an error
+    steps without one; `trace` uses the trace only; `code` uses this package's static analysis only; `released`
+    reads ops and literal crop boxes from the code with CodeVision's released detector
+    (`rewards.codevision_detector`: what the released CodeVision reward sees, quirks included). `include_failed_steps`: count ops of blocks that ended in an error
     (by default only blocks that ran to the end count as a use). `failed_step_ops`: for such a block, `executed`
     counts the ops that ran before the failure, `written` every op its code contains (the released CodeVision
     code parses ops from the code before running it).

@@ -35,13 +35,16 @@ def crop_needs_box(task: Task) -> bool:
 
 def step_crop_ious(steps: Sequence[StepToolUse], task: Task, sizes: Sequence[tuple[int, int]] | None,
                    include_failed: bool = False, failed_ops: FailedOps = "executed") -> list[float]:
-    """Best IoU of each step's crops with any evidence box (0 for steps that do not count or made no crop)."""
+    """Best IoU of each step's crops with any evidence box (0 for steps that do not count or made no crop).
+    Boxes read by the released CodeVision detector are compared as written (the released `_best_crop_iou` does not
+    clip them to the image)."""
     out = []
     for s in steps:
         if not (s.ran if include_failed else s.ok):
             out.append(0.0)
             continue
-        out.append(max((best_iou(i, box, task.evidence, sizes) for i, box in s.crop_boxes(failed_ops)),
+        frame = None if s.source == "released" else sizes
+        out.append(max((best_iou(i, box, task.evidence, frame) for i, box in s.crop_boxes(failed_ops)),
                        default=0.0))
     return out
 

@@ -3,7 +3,10 @@
 Source of truth is the sandbox's operation trace (`ExecResult.ops`, `CapturedImage.region`): what really ran, with
 crop boxes already mapped to the original image's coordinates. A step whose result carries no trace at all (an
 older sandbox, or one that could not instrument the call) falls back to static analysis of its code
-(`rewards.code_ops`); `ops_source` chooses (`auto`, `trace`, `code`).
+(`rewards.code_ops`); `ops_source` chooses (`auto`, `trace`, `code`, `released`). `released` reads every executed
+block's code with CodeVision's released detector (`rewards.codevision_detector`): its op names, and its crop
+boxes as the literal numbers of the code (input 0, never clipped or mapped), for failed blocks too (it parsed the
+code before running it); shown images then carry no region.
 
 Rules (shared by every component, so that "used" means the same thing everywhere):
 
@@ -28,6 +31,7 @@ from typing import Literal
 
 from rewards.boxes import Box
 from rewards.code_ops import analyse_code
+from rewards.codevision_detector import detect
 from rewards.params import OpsSource
 from rollout.trajectory import Trajectory
 from sandbox.result import ExecResult, ExecStatus, ImageRegion
@@ -64,7 +68,7 @@ class StepToolUse:
 
     index: int
     status: ExecStatus | None  # None: the step was never run
-    source: Literal["trace", "code", "none"]
+    source: Literal["trace", "code", "released", "none"]
     ops: list[UsedOp] = field(default_factory=list)
     outputs: list[StepOutput] = field(default_factory=list)
     error_type: str | None = None
@@ -152,6 +156,13 @@ def analyse_step(traj: Trajectory, index: int, source: OpsSource = "auto", *,
     result = step.result
     if result is None:
         return StepToolUse(index, None, "none")
+    if source == "released":
+        found = detect(step.code)
+        ops = [UsedOp(o) for o in found.ops if o != "crop"]
+        ops += [UsedOp("crop", 0, box) for box in found.boxes]
+        outputs = [StepOutput(k, im.size, im.source, None) for k, im in enumerate(result.images)]
+        err = result.error.type if result.error is not None else None
+        return StepToolUse(index, result.status, "released", ops, outputs, err)
     outputs = [StepOutput(k, im.size, im.source, im.region) for k, im in enumerate(result.images)]
     use_trace = source == "trace" or (source == "auto" and has_trace(result))
     err = result.error.type if result.error is not None else None

@@ -25,9 +25,13 @@ still counts as a tool call (`code_count` = success + error counts) and its ops 
 default to `include_failed_steps: true, failed_step_ops: written` (`ReleasedToolUseParams`). Blocks never executed
 (cut by the turn limit: the released loop stops before parsing the last turn's calls) are not calls.
 
+r_acc scores the answer recipe/codevision/reward.py `extract_answer` reads (`answer_rule: codevision`) with its
+`are_answers_equivalent` rule (`rules: codevision`); fmt is uvtr.py `_compute_format_reward`
+(`codevision_code_format`).
+
 Deliberate differences, each a named parameter: ops come from the sandbox's trace when there is one
-(`ops_source: auto`; `code` uses static analysis only); crop boxes are mapped to the original image's coordinates
-(the released code takes the literal boxes). n/a: with crop required but no evidence box, r_mand is n/a and the
+(`ops_source: auto`) and crop boxes are mapped to the original image's coordinates; `ops_source: released` reads
+ops and literal boxes from the code exactly as the released detector does (`rewards.codevision_detector`). n/a: with crop required but no evidence box, r_mand is n/a and the
 accuracy / necessity gate is not applied (the released code would gate on a crop credit it cannot compute).
 """
 
@@ -41,18 +45,48 @@ from rewards.component import ComponentValue, RewardComponent
 from rewards.components.accuracy import AccuracyParams, AnswerAccuracy
 from rewards.components.codevision_paper import NO_BOX, CodeVisionSuggestedTool, SuggestedToolParams
 from rewards.context import ScoringContext
-from rewards.params import ReleasedToolUseParams, ToolUseParams
+from rewards.params import ComponentParams, ReleasedToolUseParams, ToolUseParams
 from rewards.registry import register
+from rewards.released_text import AnswerRule, codevision_format_ok, response_text
 from rewards.required_ops import core_ops_used, crop_needs_box, mandatory_score, orientation_ops_used, required_set
 from rewards.tool_use import UsedOp, executed_calls, tool_calls
 from rollout.trajectory import Trajectory
 from sandbox.result import CORE_OPS, ORIENTATION_OPS
 
 
+class CodeVisionFormatParams(ComponentParams):
+    require_think: bool = Field(True, description="the response must open with <think> and balance its think tags "
+                                                  "(released); false drops that condition (this package's CodeVision "
+                                                  "prompt does not ask for think tags)")
+
+
+@register
+class CodeVisionCodeFormat(RewardComponent):
+    """Released format reward (verl/workers/reward_manager/uvtr.py `_compute_format_reward`, weight
+    `format_reward_weight` 0.1) on the response text (`rewards.released_text.codevision_format_ok`): 1 when, with
+    tool responses removed, the response opens with `<think>`, balances its think tags, and ends with its only
+    complete `<answer>...</answer>`, which is not opened inside a think block; else 0."""
+
+    name = "codevision_code_format"
+    scope = "episode"
+    Params = CodeVisionFormatParams
+    source = "CodeVision released code: verl/workers/reward_manager/uvtr.py::_compute_format_reward"
+    formula = "1[starts with <think>, think tags balanced, exactly one <answer>...</answer>, at the end] (weight 0.1)"
+    params: CodeVisionFormatParams
+
+    def score(self, traj: Trajectory, ctx: ScoringContext) -> float:
+        return 1.0 if codevision_format_ok(response_text(traj), self.params.require_think) else 0.0
+
+
 class GatedAccuracyParams(AccuracyParams, ReleasedToolUseParams):
     gate_threshold: float = Field(0.1, ge=0.0, le=1.0, description="gate r_acc by r_mand below this")
     binary: bool = Field(True, description="r_acc = 1 if correct else 0 (released: `1.0 if is_correct`, with "
                                            "is_correct = base score > 0.5); False keeps a graded match score")
+    answer_rule: AnswerRule = Field("codevision", description="the answer recipe/codevision/reward.py "
+                                                              "`extract_answer` reads (see rewards.released_text)")
+    rules: Literal["package", "codevision"] = Field(
+        "codevision", description="reward.py `are_answers_equivalent` decides (what it rejects goes to the judge, "
+                                  "when one is configured: the released code asks its LLM judge, 0 without one)")
 
 
 def crop_gate(traj: Trajectory, ctx: ScoringContext, p: ToolUseParams, threshold: float) -> tuple[bool, float | None]:
@@ -190,7 +224,7 @@ class CodeVisionCodeEmerge(RewardComponent):
             if not (s.ran if p.include_failed_steps else s.ok):
                 continue
             for o in s.all_ops(p.failed_step_ops):
-                if o.op in emergent:
+                if o.op in emergent or (s.source == "released" and o.op not in CORE_OPS):
                     found.add(o.op)
                 elif p.grayscale_counts and is_grey_conversion(o):
                     found.add("grayscale")

@@ -11,12 +11,15 @@ magnitude and carry a negative weight):
     deepeyes_format_error 1[format error or answer text >= 1000 characters]              (weight -0.2)
     deepeyes_tool_bonus   1[a code step returned at least one image and correct]         (weight 1.2)
 
-The released format error is a tag imbalance (`<think>`, `<answer>`, vision tokens); here it is a malformed-output
-event the protocol recorded (`unclosed_answer` by default). A missing answer is not a format error in the released
-code; its "answer text" is then the whole response (`predict_str.split("<answer>")[-1]`), which is what the
-length rule measures here too. A tool counts as used only when an image came back (the released `count_vision_1`
-counts image placeholders in the response), so a call that printed text only, or failed before showing anything,
-earns no tool bonus.
+The released code reads the decoded response (`rewards.released_text`, here every turn's text in order): the
+scored answer is the text after the last `<answer>` up to the next `</answer>` (`answer_rule: last`; the protocol
+keeps the first of two answers); the format error is unbalanced `<think>` tags or unbalanced answer tags after the
+last `</think>` (`deepeyes_format_error`; the vision-token balance has nothing to count in recorded text). A
+missing answer is not a format error; its "answer text" is then the whole response (`predict_str.split("<answer>")
+[-1]`), which is what the length rule measures and what is graded (the released code sends it to its judge; here
+the rules match it, and a judge can be configured). A tool counts as used only when an image came back (the released
+`count_vision_1` counts image placeholders in the response), so a call that printed text only, or failed before
+showing anything, earns no tool bonus.
 """
 
 from __future__ import annotations
@@ -28,20 +31,21 @@ from rewards.components.accuracy import AccuracyParams, AnswerAccuracy
 from rewards.context import ScoringContext
 from rewards.params import ComponentParams
 from rewards.registry import register
+from rewards.released_text import AnswerRule, deepeyes_format_error, last_answer_text, response_text
 from rollout.trajectory import Trajectory
 
 MAX_ANSWER_CHARS = 1000
 
 
 def answer_text(traj: Trajectory) -> str:
-    """The released `answer_text`: the extracted answer, or the whole response when there is no answer tag."""
-    if traj.answer is not None:
-        return traj.answer
-    return "".join(t.text for t in traj.turns)
+    """The released `answer_text`: after the last `<answer>` up to the next `</answer>`; the whole response when
+    there is no answer tag."""
+    return last_answer_text(response_text(traj))
 
 
 class DeepEyesAccuracyParams(AccuracyParams):
     max_answer_chars: int = Field(MAX_ANSWER_CHARS, gt=0, description="answers this long or longer score 0")
+    answer_rule: AnswerRule = "last"
 
 
 @register
@@ -63,8 +67,9 @@ class DeepEyesAccuracy(AnswerAccuracy):
 
 
 class DeepEyesFormatParams(ComponentParams):
-    bad_events: list[str] = Field(default_factory=lambda: ["unclosed_answer"],
-                                  description="malformed-output events that are a format error (tag imbalance)")
+    bad_events: list[str] = Field(default_factory=list,
+                                  description="protocol events that are also a format error (released: none; the "
+                                              "tag balance of the response text decides)")
     max_answer_chars: int = Field(MAX_ANSWER_CHARS, gt=0, description="answers this long or longer are an error")
 
 
@@ -77,12 +82,14 @@ class DeepEyesFormatError(RewardComponent):
     scope = "episode"
     Params = DeepEyesFormatParams
     source = "DeepEyes released code: vl_agent.py::compute_score (format_reward = -1 on a format error, else 0)"
-    formula = "1[tag imbalance or answer text >= 1000 characters] (weight -0.2)"
+    formula = "1[unbalanced think / answer tags or answer text >= 1000 characters] (weight -0.2)"
     params: DeepEyesFormatParams
 
     def score(self, traj: Trajectory, ctx: ScoringContext) -> ComponentValue:
         bad = set(self.params.bad_events)
         problems = sorted({e for t in traj.assistant_turns() for e in t.events if e in bad})
+        if deepeyes_format_error(response_text(traj)):
+            problems.append("unbalanced_tags")
         if len(answer_text(traj)) >= self.params.max_answer_chars:
             problems.append("answer_too_long")
         return ComponentValue(value=1.0 if problems else 0.0, info={"problems": problems} if problems else {})

@@ -1,4 +1,6 @@
-"""Format: `format` (r_fmt of CodeVision, the format term of CodeV).
+"""Format: `format` (r_fmt of the CodeVision paper; logged in the other sets). The released-code sets use the
+released checks on the response text instead: `codevision_code_format` (CodeVision uvtr.py) and `codev_format`
+(CodeV vl_agent.py), see `rewards.released_text`.
 
     r_fmt = 1 if the episode ended with an answer (finish reason in `finish_reasons`, answer extracted) and no
             assistant turn recorded a malformed-output event from `bad_events`, else 0
@@ -32,7 +34,7 @@ class Format(RewardComponent):
     name = "format"
     scope = "episode"
     Params = FormatParams
-    source = "CodeVision paper r_fmt (released: format_reward_weight 0.1), CodeV format term"
+    source = "CodeVision paper r_fmt (the released code's check is codevision_code_format)"
     formula = "r_fmt = 1[finished with an answer and no malformed-output event], else 0"
     params: FormatParams
 

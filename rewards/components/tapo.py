@@ -49,6 +49,7 @@ from rewards.evidence import match_evidence
 from rewards.judge import JudgeConfig, JudgeReply, get_judge, image_part, parse_tagged_number, text_part
 from rewards.params import ToolUseParams
 from rewards.registry import register
+from rewards.released_text import codev_format_ok, response_text
 from rewards.tool_use import StepToolUse
 from rollout.protocols.base import truncate_middle
 from rollout.trajectory import Trajectory
@@ -257,6 +258,23 @@ class TapoTool(RewardComponent):
             except Exception as exc:
                 raise ComponentError(self.key, [t.id], exc) from exc
         return out
+
+
+@register
+class CodeVFormat(RewardComponent):
+    """CodeV's released format term (rl/verl/utils/reward_score/vl_agent.py `compute_score_generative`: `format_reward
+    = 0.0 if is_format_error else 1.0`, weight 0.3) on the response text (`rewards.released_text.codev_format_ok`):
+    0 on unbalanced `<code>` or `<think>` tags, a `<code>` after the last `</answer>`, unbalanced answer tags after
+    the last `</think>`, several answers, or no answer (neither a closed `<answer>` nor a `\\boxed{}`); else 1."""
+
+    name = "codev_format"
+    scope = "episode"
+    source = ("CodeV released code: vl_agent.py::check_format_errors and the answer errors of "
+              "::extract_and_verify_answer")
+    formula = "1[code / think / answer tags balanced, no code after the answer, exactly one answer] (weight 0.3)"
+
+    def score(self, traj: Trajectory, ctx: ScoringContext) -> float:
+        return 1.0 if codev_format_ok(response_text(traj)) else 0.0
 
 
 class TapoProcessParams(ToolUseParams):

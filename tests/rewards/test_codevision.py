@@ -8,6 +8,9 @@ The totals use the shipped sets, configs/rewards/codevision.yaml (paper) and cod
            - 0.5 turn_penalty - 0.5 poor_reasoning - 0.5 inappropriate_tool
     code:  1.0 acc' + 0.1 fmt + 1.0 r_mand + 0.0 r_nec' + 0.1 exact + 0.2 emerge - 0.5 c_usage - 0.5 r_spur
            (exec_error logged at weight 0: the released code discards the tool's -0.05 per failed call)
+
+The code set's fmt is the released uvtr.py rule (the response opens with <think>); the trajectories here have no
+think tags, so their code-set fmt is 0 (the paper set's fmt is 1 for a clean answer).
 """
 
 from __future__ import annotations
@@ -51,9 +54,9 @@ def test_multi_tool_trajectory_step_credit_and_both_totals() -> None:
     # r_mand = 1/2 + iou2 / 2 = 0.847222 = sum of the paper's step credits (placed at the end instead)
     assert c.components["codevision_code_mandatory"].value == pytest.approx(sum(p.components["codevision_must_use"].steps))
     assert c.steps == [0.0, 0.0, 0.0]
-    # c_usage = max(0, 3 - max(2, 2)) = 1 -> -0.5; total = 1 + 0.1 + 0.847222 + 0.1 - 0.5 = 1.547222
+    # c_usage = max(0, 3 - max(2, 2)) = 1 -> -0.5; total = 1 + 0 (fmt) + 0.847222 + 0.1 - 0.5 = 1.447222
     assert c.components["codevision_code_usage_cost"].value == 1.0
-    assert c.total == pytest.approx(0.7 + 0.5 + iou2 / 2)
+    assert c.total == pytest.approx(0.6 + 0.5 + iou2 / 2)
 
 
 def test_poor_reasoning_paper_penalises_code_does_not_gate_when_r_mand_is_high() -> None:
@@ -65,9 +68,9 @@ def test_poor_reasoning_paper_penalises_code_does_not_gate_when_r_mand_is_high()
     assert p.components["codevision_poor_reasoning"].value == 1.0
     assert p.total == pytest.approx(1.2)
     (c,) = CODE.score([tr])
-    # code: r_mand = 1/2 + 0 = 0.5 >= 0.1, so no gating: 1 + 0.1 + 0.5 + 0.1 = 1.7
+    # code: r_mand = 1/2 + 0 = 0.5 >= 0.1, so no gating: 1 + 0 (fmt) + 0.5 + 0.1 = 1.6
     assert c.components["codevision_code_accuracy"].info["gated"] is False
-    assert c.total == pytest.approx(1.7)
+    assert c.total == pytest.approx(1.6)
 
 
 def test_crop_only_task_with_a_poor_crop_gates_accuracy_in_the_code_variant() -> None:
@@ -81,7 +84,7 @@ def test_crop_only_task_with_a_poor_crop_gates_accuracy_in_the_code_variant() ->
     acc = c.components["codevision_code_accuracy"]
     assert acc.value == pytest.approx(1 / 15) and acc.info["gated"] is True
     assert c.components["answer_accuracy"].value == 1.0  # ungated accuracy, logged at weight 0
-    assert c.total == pytest.approx(2 / 15 + 0.2)
+    assert c.total == pytest.approx(2 / 15 + 0.1)  # fmt 0
 
 
 def test_spurious_orientation_ops_inappropriate_in_paper_counted_in_code() -> None:
@@ -94,9 +97,9 @@ def test_spurious_orientation_ops_inappropriate_in_paper_counted_in_code() -> No
     assert p.components["codevision_exact_set"].value == 0.0
     assert p.total == pytest.approx(1.6)
     (c,) = CODE.score([tr])
-    # code: 1 + 0.1 + 1.0 - 0.5 * 2 (two distinct orientation ops) = 1.1
+    # code: 1 + 0 (fmt) + 1.0 - 0.5 * 2 (two distinct orientation ops) = 1.0
     assert c.components["codevision_code_spurious"].value == 2.0
-    assert c.total == pytest.approx(1.1)
+    assert c.total == pytest.approx(1.0)
 
 
 def test_emergent_ops_and_failed_calls_in_the_code_variant() -> None:
@@ -115,7 +118,7 @@ def test_emergent_ops_and_failed_calls_in_the_code_variant() -> None:
     # 1 + 0.1 + 1.0 (r_mand: IoU 1 / 1) + 0.1 (exact: {crop}) + 0.2 (emerge) = 2.4;
     # c_usage: code_count 2 (the failed block counts) - max(2, 1) = 0
     assert c.components["codevision_code_usage_cost"].value == 0.0
-    assert c.total == pytest.approx(2.4)
+    assert c.total == pytest.approx(2.3)  # fmt 0
     (p,) = PAPER.score([tr])
     # paper: the failed step is "wasted" -> no exact bonus; 1 + 0.1 + 1.0 = 2.1; exec_error logged only
     assert p.components["codevision_exact_set"].value == 0.0 and p.components["exec_error"].value == 1.0
@@ -154,7 +157,7 @@ def test_a_block_that_raised_counts_as_a_call_and_its_written_ops_as_used_in_the
     # total = 1 + 0.1 + 1.0 + 0.1 = 2.2
     assert c.components["codevision_code_mandatory"].value == pytest.approx(1.0)
     assert c.components["codevision_code_exact"].value == 1.0
-    assert c.total == pytest.approx(2.2)
+    assert c.total == pytest.approx(2.1)  # fmt 0
     (p,) = PAPER.score([tr])
     # paper: "used correctly" only: must_use 0; exact 0; correct with max IoU 0 < 0.1 -> poor reasoning
     # total = 1 + 0.1 + 0 - 0.5 = 0.6
@@ -274,8 +277,8 @@ def test_crop_required_without_a_box_is_na_not_zero() -> None:
     assert c.components["codevision_code_mandatory"].status == "n/a"
     acc = c.components["codevision_code_accuracy"]
     assert acc.value == 1.0 and acc.info["gated"] is False and acc.info["r_mand"] is None
-    # code total: 1 + 0.1 + 0.1 (exact) = 1.2
-    assert c.total == pytest.approx(1.2)
+    # code total: 1 + 0 (fmt) + 0.1 (exact) = 1.1
+    assert c.total == pytest.approx(1.1)
     # S_req empty and no code: no exact bonus in either variant (item 4); the strategy sum over no steps is 0
     tr = trajectory(task(required=[]), [], answer="B")
     (p,) = PAPER.score([tr])
@@ -289,7 +292,7 @@ def test_released_r_acc_is_binary_even_with_a_graded_answer_score() -> None:
     # box answer (0, 0, 10, 10); predicted (0, 0, 10, 8): IoU 80 / 100 = 0.8 >= 0.5 -> correct
     t = task([0, 0, 10, 10], "box", required=[])
     tr = trajectory(t, [], answer="[0, 0, 10, 8]")
-    graded = {"box_score": "iou"}
+    graded = {"box_score": "iou", "rules": "package"}  # this package's box matching (CodeVision's rule has none)
     released = RewardSet([build_component("codevision_code_accuracy", params=graded)])
     plain = RewardSet([build_component("answer_accuracy", params=graded)])
     # released: r_acc = 1.0 if is_correct (agent_loop.py), not the graded 0.8

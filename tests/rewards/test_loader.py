@@ -94,7 +94,7 @@ def test_mistakes_name_file_line_key_and_valid_options(tmp_path: Path) -> None:
     assert f"{p}:9: components[0].params: unknown parameter 'judge.base_ur'" in msg and "valid parameters: base_url" in msg
     assert f"{p}:8: components[0].params.judge.base_url: Field required" in msg
     assert (f"{p}:11: components[1]: unknown reward component 'answer_acuracy' (did you mean 'answer_accuracy'?); "
-            "valid components: answer_accuracy, codevision_code_accuracy") in msg
+            "valid components: answer_accuracy, codev_format, codevision_code_accuracy") in msg
     assert f"{p}:13: components[2]: unknown key 'wieght' (did you mean 'weight'?); valid keys: name, weight, params, label" in msg
     assert f"{p}:15: components[3].weight must be a number, got 'heavy'" in msg
     assert f"{p}:18: components[4].params.rel_tol: Input should be greater than or equal to 0" in msg

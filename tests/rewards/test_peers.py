@@ -18,7 +18,8 @@ def test_deepeyes_as_released() -> None:
            trajectory(t, [("a", crop((90, 30, 130, 70)))], answer="A", tid="tool_wrong"),  # 0
            trajectory(t, [("a", ok(stdout="text only"))], answer="B", tid="text_right"),  # no image came back: 0.8
            trajectory(t, [("a", failed())], answer="B", tid="failed_right"),  # nothing shown: 0.8
-           trajectory(t, [], answer="B", events=["unclosed_answer"], tid="bad_format"),  # 0.8 - 0.2 = 0.6
+           # `<answer>` without `</answer>`: count_answer_1 != count_answer_2 -> format error; acc still 0.8
+           trajectory(t, [], answer="B", final_text="<answer>B", events=["unclosed_answer"], tid="bad_format"),  # 0.6
            trajectory(t, [("a", crop((90, 30, 130, 70)))], answer=long_answer, tid="long")]  # 0 - 0.2 + 0 = -0.2
     bs = rs.score(trs)
     assert [b.total for b in bs] == pytest.approx([2.0, 0.8, 0.0, 0.8, 0.8, 0.6, -0.2])
@@ -35,10 +36,15 @@ def test_pyvision_rl_pays_for_calls_that_raised_too() -> None:
     rs = load_reward_set("configs/rewards/pyvision_rl.yaml")  # acc + 0.1 per executed tool call when correct
     t = task(12, "number")
     steps = [("a", ok()), ("b", ok()), ("c", failed()), ("d", ok()), ("e", None)]
-    right, wrong = trajectory(t, steps, answer="12"), trajectory(t, steps, answer="13", tid="w")
+    # the answer in the released layout (multi_task_verifier.py `<answer>\n\\boxed{...}\n</answer>`)
+    right = trajectory(t, steps, answer="12", final_text="<answer>\n\\boxed{12}\n</answer>", protocol="pyvision")
+    wrong = trajectory(t, steps, answer="13", final_text="<answer>\n\\boxed{13}\n</answer>", tid="w", protocol="pyvision")
     # 4 executed calls (the one that raised included; the block cut by the turn limit is not a call):
     # 1 + 0.1 * 4 = 1.4; wrong answer: 0 (the env reward is added only when the answer is right)
     assert [b.total for b in rs.score([right, wrong])] == pytest.approx([1.4, 0.0])
+    # `<answer>\\boxed{12}</answer>` without the newlines is no answer for the released reward: 0, no bonus
+    plain = trajectory(t, steps, answer="12", final_text="<answer>\\boxed{12}</answer>", tid="p", protocol="pyvision")
+    assert rs.score([plain])[0].total == 0.0
     capped = RewardSet([build_component("pyvision_tool_bonus", weight=0.1, params={"max_calls": 2})])
     assert capped.score([right])[0].total == pytest.approx(0.2)
     ok_only = RewardSet([build_component("pyvision_tool_bonus", weight=0.1, params={"include_failed_steps": False})])

@@ -52,19 +52,22 @@ EXPECTED = {
     "codevision": [1.825, 2.2, 0.1, 0.12],
     "codevision_no_penalties": [1.825, 2.2, 0.1, 0.12],  # no penalty fired above
     "codevision_no_strategy": [1.1, 1.1, 0.1, 0.0],  # acc + 0.1 fmt only
-    # code: r_acc' + 0.1 fmt + r_mand + 0.1 exact + 0.2 emerge - 0.5 (c_usage + r_spur)
-    # T1: 1 + 0.1 + (1/2 + 0.25/2 = 0.625) + 0.1 = 1.825 (c_usage: 2 - max(2, 2) = 0)
-    # T2: 1 + 0.1 + 1 + 0.1 + 0.2 (enhance, correct) = 2.4 (c_usage: 2 calls incl. the failed one - 2 = 0)
-    # T3: r_mand 0 < 0.1 gates r_acc (already 0): 0 + 0.1 = 0.1
+    # code: r_acc' + 0.1 fmt + r_mand + 0.1 exact + 0.2 emerge - 0.5 (c_usage + r_spur); fmt is uvtr.py's rule,
+    # 0 here (no response opens with <think>)
+    # T1: 1 + 0 + (1/2 + 0.25/2 = 0.625) + 0.1 = 1.725 (c_usage: 2 - max(2, 2) = 0)
+    # T2: 1 + 0 + 1 + 0.1 + 0.2 (enhance, correct) = 2.3 (c_usage: 2 calls incl. the failed one - 2 = 0)
+    # T3: r_mand 0 < 0.1 gates r_acc (already 0): 0
     # T4: r_mand 0.02 < 0.1 gates r_acc: 0 * 0.02; 0 + 0 + 0.02 + 0.1 (exact) = 0.12
-    "codevision_code": [1.825, 2.4, 0.1, 0.12],
+    "codevision_code": [1.725, 2.3, 0.0, 0.12],
     # DeepEyes: 0.8 acc - 0.2 [format error] + 1.2 [image came back and correct]
     "deepeyes": [2.0, 2.0, 0.0, 0.0],
     # Pixel-Reasoner: r + curiosity - 0.05 (ncall - 1); gA RaPR 1, gB RaPR 2/3 (T2: 2, T4: 2 requested calls)
     # -> no curiosity; T1: 1 - 0.05 = 0.95; T2: 1 - 0.05 = 0.95 (last call succeeded); T3: 0; T4: 0 - 0.05
     "pixel_reasoner": [0.95, 0.95, 0.0, -0.05],
-    # PyVision-RL: acc + 0.1 per executed call when correct: T1 1 + 0.2; T2 1 + 0.2 (the failed call counts)
-    "pyvision_rl": [1.2, 1.2, 0.0, 0.0],
+    # PyVision-RL: acc + 0.1 per executed call when correct; the released reward reads only answers written
+    # "<answer>\n\boxed{...}\n</answer>" (multi_task_verifier.py), which none of these is: 0 everywhere
+    # (tests/rewards/test_peers.py scores answers in that layout: 1 + 0.1 per call)
+    "pyvision_rl": [0.0, 0.0, 0.0, 0.0],
     # TAPO: acc + 0.5 * mean over executed steps of the step score
     # T1: steps 0.25 (rotated full view: coverage 1, focus 0.02 -> cluttered), 1 (hit) -> 1 + 0.5 * 0.625 = 1.3125
     # T2: -1 (avoidable error), 1 (hit) -> 1 + 0.5 * 0 = 1.0; T3: no step -> n/a, 0
