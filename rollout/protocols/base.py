@@ -85,6 +85,7 @@ class Protocol:
     answer_open: str = "<answer>"
     answer_close: str = "</answer>"
     boxed_answer: bool = False  # the answer is written as \boxed{...} inside the answer tags
+    answer_padding: str = ""  # written around the answer inside the tags (PyVision: a newline on each side)
     image_prefix: str = "image_clue_"
     observation_max_chars: int = 2000
     default_timeout_s: float = 20.0
@@ -127,7 +128,8 @@ class Protocol:
 
     def format_answer(self, answer: str) -> str:
         inner = f"{_BOXED}{answer}}}" if self.boxed_answer else answer
-        return f"{self.answer_open}{inner}{self.answer_close}"
+        pad = self.answer_padding
+        return f"{self.answer_open}{pad}{inner}{pad}{self.answer_close}"
 
     def format_assistant(self, text: str, code: str | None = None, answer: str | None = None) -> str:
         """One assistant message: thinking text, then either a code block or the final answer."""

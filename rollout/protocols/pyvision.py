@@ -4,7 +4,8 @@ Input images are `image_clue_0`, `image_clue_1`, ... and are labelled in the pro
 `<image_clue_i>[image]</image_clue_i>`. Code is `<code>` + a fenced python block + `</code>`; generation stops at
 `</code>`. Results return as `<interpreter>Text Result: ... Image Result: ...</interpreter>` with produced images
 labelled `<image_clue_k>` continuing the numbering; errors as `<interpreter>{error}</interpreter>`. The answer is
-`<answer>\\boxed{...}</answer>`. Text output is cut at 400 characters, blocks time out after 20 s.
+`\\boxed{...}` on its own line between `<answer>` and `</answer>`, the layout PyVision asks for and
+PyVision-RL's released verifier (`multi_task_verifier.py`) requires. Text output is cut at 400 characters, blocks time out after 20 s.
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ plt.imshow(crop); plt.show()
 </code>
 The interpreter keeps variables between blocks. Printed text and the images you show (plt.show(), image.show() or
 show(image)) are returned to you inside <interpreter>...</interpreter>. Think step by step, use code when it helps,
-and give the final answer as <answer>\\boxed{{answer}}</answer>."""
+and give the final answer in this layout:
+<answer>
+\\boxed{{answer}}
+</answer>"""
 
 
 @dataclass
 class PyVisionProtocol(Protocol):
     name: str = "pyvision"
     boxed_answer: bool = True
+    answer_padding: str = "\n"
     observation_max_chars: int = 400
     default_timeout_s: float = 20.0
 

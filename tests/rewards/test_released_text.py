@@ -96,6 +96,14 @@ def test_pyvision_rules() -> None:
     assert pick_answer(nested, "pyvision") is None  # `"\\boxed" in answer_text` -> score 0
 
 
+def test_the_pyvision_protocol_writes_the_layout_the_released_verifier_reads() -> None:
+    from rollout.protocols import get_protocol
+
+    text = get_protocol("pyvision").format_assistant("So it is B.", answer="B")
+    t = task()
+    assert pick_answer(trajectory(t, [], answer="B", final_text=text), "pyvision") == "B"
+
+
 def test_codev_set_scores_the_last_answer_and_penalises_two() -> None:
     """tapo_code's answer and format (the judge part aside): the final message holds two answers, A then B, the
     gold is B. The protocol keeps the first (A); CodeV reads the last: acc 1, format 0 (two answer tags).
