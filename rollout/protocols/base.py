@@ -86,6 +86,7 @@ class Protocol:
     answer_close: str = "</answer>"
     boxed_answer: bool = False  # the answer is written as \boxed{...} inside the answer tags
     answer_padding: str = ""  # written around the answer inside the tags (PyVision: a newline on each side)
+    think_tags: bool = False  # an assistant message's reasoning is written inside <think>...</think>
     image_prefix: str = "image_clue_"
     observation_max_chars: int = 2000
     default_timeout_s: float = 20.0
@@ -136,7 +137,10 @@ class Protocol:
         if (code is None) == (answer is None):
             raise ValueError("an assistant message has exactly one of code or answer")
         tail = self.format_code(code) if code is not None else self.format_answer(str(answer))
-        return f"{text.strip()}\n{tail}" if text.strip() else tail
+        thought = text.strip()
+        if thought and self.think_tags:
+            thought = f"<think>\n{thought}\n</think>"
+        return f"{thought}\n{tail}" if thought else tail
 
     # ---- reading model output -----------------------------------------------------------------------------
 

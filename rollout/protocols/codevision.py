@@ -4,7 +4,8 @@ The paper trains Qwen2.5-VL / Qwen3-VL on trajectories where the model writes co
 the input; its data-generation code and exact prompt are unreleased, so this is our rendering of that contract:
 the image is `image` (more images: `image_1`, ...), code is a ```python block inside `<code>...</code>`, results come
 back inside Qwen's `<tool_response>...</tool_response>` tokens with the produced images, and the answer is
-`<answer>...</answer>`. Up to 12 turns (the paper's RL setting).
+`<answer>...</answer>`. Each reply starts with its reasoning inside `<think>...</think>`, which the released
+format reward (`uvtr.py`) requires. Up to 12 turns (the paper's RL setting).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ The input image is loaded as the PIL image {names}. The image may be rotated or 
 be tiny: fix the orientation (rotate, transpose), crop and enlarge regions, or enhance them, as needed.
 Write code inside <code>```python ... ```</code>; variables persist between blocks; show results with show(img) or
 plt.show(), and print what you measure. Results return inside <tool_response></tool_response>.
+Start every reply with your reasoning inside <think>...</think>, then write one code block or the final answer.
 When you are sure, give the final answer as <answer>...</answer>."""
 
 
 @dataclass
 class CodeVisionProtocol(Protocol):
     name: str = "codevision"
+    think_tags: bool = True
     observation_max_chars: int = 2000
     max_turns_hint: int | None = 12
 

@@ -96,6 +96,15 @@ def test_pyvision_rules() -> None:
     assert pick_answer(nested, "pyvision") is None  # `"\\boxed" in answer_text` -> score 0
 
 
+def test_the_codevision_protocol_writes_what_the_released_format_reward_accepts() -> None:
+    from rollout.protocols import get_protocol
+
+    p = get_protocol("codevision")
+    text = (p.format_assistant("Rotate it upright first.", code="image = image.rotate(90)") +
+            "\n<tool_response>\nok\n</tool_response>\n" + p.format_assistant("It reads 42.", answer="42"))
+    assert codevision_format_ok(text)  # opens with <think>, balanced, one answer at the end
+
+
 def test_the_pyvision_protocol_writes_the_layout_the_released_verifier_reads() -> None:
     from rollout.protocols import get_protocol
 
