@@ -57,6 +57,10 @@ def build_model(kind: str, out: Path) -> Path:
     for k, v in dims.items():
         setattr(cfg.text_config, k, v)
     cfg.text_config.head_dim = dims["hidden_size"] // dims["num_attention_heads"]
+    if getattr(cfg.text_config, "layer_types", None):  # one entry per layer
+        cfg.text_config.layer_types = [cfg.text_config.layer_types[0]] * dims["num_hidden_layers"]
+    if hasattr(cfg.text_config, "max_window_layers"):
+        cfg.text_config.max_window_layers = dims["num_hidden_layers"]
     cfg.text_config.rope_parameters["mrope_section"] = [16, 24, 24]
     cfg.vision_config.out_hidden_size = dims["hidden_size"]
     for k, v in tokens.items():
