@@ -9,7 +9,15 @@ included, so these rules are not folded into the generic matcher (`rewards.answe
 - `mathvista` (MathVista's `calculate_score.py`): the prediction is normalised to the answer's type and compared
   with the answer as a string: multiple choice maps an option letter (or "(B)") to that option's text, otherwise the
   most similar option by edit distance, so duplicate option texts count as the same answer; integers are truncated
-  (`str(int(float(x)))`), floats rounded to the item's `precision`, lists and text compared as written.
+  (`str(int(float(x)))`), floats rounded to the item's `precision`, lists and text compared as written;
+- `mmmu` (`rewards.mmmu_scoring`), `mathvision` (`rewards.mathvision_scoring`), `visualpuzzles`
+  (`rewards.visualpuzzles_scoring`), `chartqapro` (`rewards.chartqapro_scoring`, a fractional score);
+- `mathverse` (MathVerse's `score_answer_s2.py --quick_match`, the rule-based path of an evaluation that otherwise
+  asks GPT-4 to extract and judge): the extracted answer equals the answer string. The extraction step is ours: a
+  multiple-choice prediction gives its letter ("B", "(B)", "B: 60°", "B. 60°"); free-form answers are compared
+  as written (stripped), and as numbers when both are numbers ("14.0" = "14"), which the GPT-4 extraction would do.
+
+`benchmark_score` dispatches on the name; each rule module's docstring restates its published rule.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-SCORINGS: tuple[str, ...] = ("ocrbench", "mathvista")
+SCORINGS: tuple[str, ...] = ("ocrbench", "mathvista", "mmmu", "mathverse", "mathvision", "visualpuzzles",
+                              "chartqapro")
 
 
 def ocrbench_correct(predicted: str, answers: Sequence[str], *, ignore_spaces: bool = False) -> bool:
@@ -78,3 +87,68 @@ def mathvista_correct(predicted: str, meta: dict[str, Any], choices: Sequence[st
                                str(meta.get("mathvista_answer_type")),
                                None if precision in (None, "") else int(float(precision)))
     return norm is not None and norm == str(meta["answer_text"])
+
+
+_LETTER = re.compile(r"^\(?([A-Z])\)?(?:[:.)\s]|$)")
+
+
+def mathverse_extract(predicted: str, question_type: str) -> str:
+    """The extraction MathVerse's judge compares: the option letter for multiple choice, else the text stripped."""
+    text = predicted.strip()
+    if question_type == "multi-choice":
+        m = _LETTER.match(text)
+        if m:
+            return m.group(1)
+    return text
+
+
+def mathverse_correct(predicted: str, answer: str, question_type: str) -> bool:
+    """MathVerse's quick match (see the module docstring)."""
+    got, gold = mathverse_extract(predicted, question_type), answer.strip()
+    if got == gold:
+        return True
+    try:
+        return float(got) == float(gold)
+    except ValueError:
+        return False
+
+
+def benchmark_score(scoring: str, predicted: str, meta: dict[str, Any], *, task_id: str, answer: Any,
+                    choices: Sequence[str] | None) -> float:
+    """The score in [0, 1] that benchmark `scoring`'s published rule gives `predicted` (the extracted final answer).
+    Raises ValueError for an unknown name or metadata the rule needs but the task lacks."""
+    try:
+        if scoring == "ocrbench":
+            answers = [str(a) for a in (meta.get("answers") or [answer])]
+            return float(ocrbench_correct(predicted, answers, ignore_spaces=bool(meta.get("ignore_spaces"))))
+        if scoring == "mathvista":
+            return float(mathvista_correct(predicted, meta, choices))
+        if scoring == "mmmu":
+            from rewards.mmmu_scoring import open_correct, parse_multi_choice, parse_open
+
+            gold = meta["mmmu_answer"]
+            if meta["question_type"] == "multiple-choice":
+                options = [str(o) for o in (choices or [])]
+                letters = [chr(ord("A") + i) for i in range(len(options))]
+                got = parse_multi_choice(predicted, letters, options, seed=task_id)
+                return float(got in gold if isinstance(gold, list) else got == gold)
+            return float(open_correct(parse_open(predicted), gold))
+        if scoring == "mathverse":
+            return float(mathverse_correct(predicted, str(meta["answer_text"]), str(meta["question_type"])))
+        if scoring == "mathvision":
+            from rewards.mathvision_scoring import mathvision_correct
+
+            return float(mathvision_correct(predicted, str(meta["answer_text"]), meta.get("options") or None))
+        if scoring == "visualpuzzles":
+            from rewards.visualpuzzles_scoring import visualpuzzles_correct
+
+            return float(visualpuzzles_correct(predicted, str(answer), meta.get("options"), seed=task_id))
+        if scoring == "chartqapro":
+            from rewards.chartqapro_scoring import chartqapro_score
+
+            return chartqapro_score(predicted, [str(a) for a in meta["chartqapro_answers"]], str(meta["question_type"]),
+                                    [str(y) for y in meta.get("year") or []])
+    except KeyError as exc:
+        raise ValueError(f"task {task_id}: metadata lacks {exc} that the {scoring} scoring needs; reload the "
+                         "benchmark with its loader") from None
+    raise ValueError(f"task {task_id}: unknown metadata['scoring'] {scoring!r}; valid: {', '.join(SCORINGS)}")
