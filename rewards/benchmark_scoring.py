@@ -11,7 +11,8 @@ included, so these rules are not folded into the generic matcher (`rewards.answe
   most similar option by edit distance, so duplicate option texts count as the same answer; integers are truncated
   (`str(int(float(x)))`), floats rounded to the item's `precision`, lists and text compared as written;
 - `mmmu` (`rewards.mmmu_scoring`), `mathvision` (`rewards.mathvision_scoring`), `visualpuzzles`
-  (`rewards.visualpuzzles_scoring`), `chartqapro` (`rewards.chartqapro_scoring`, a fractional score);
+  (`rewards.visualpuzzles_scoring`), `chartqapro` (`rewards.chartqapro_scoring`, a fractional score),
+  `vlmsareblind` (`rewards.vlmsareblind_scoring`);
 - `mathverse` (MathVerse's `score_answer_s2.py --quick_match`, the rule-based path of an evaluation that otherwise
   asks GPT-4 to extract and judge): the extracted answer equals the answer string. The extraction step is ours: a
   multiple-choice prediction gives its letter ("B", "(B)", "B: 60°", "B. 60°"); free-form answers are compared
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 SCORINGS: tuple[str, ...] = ("ocrbench", "mathvista", "mmmu", "mathverse", "mathvision", "visualpuzzles",
-                              "chartqapro")
+                              "chartqapro", "vlmsareblind")
 
 
 def ocrbench_correct(predicted: str, answers: Sequence[str], *, ignore_spaces: bool = False) -> bool:
@@ -148,6 +149,10 @@ def benchmark_score(scoring: str, predicted: str, meta: dict[str, Any], *, task_
 
             return chartqapro_score(predicted, [str(a) for a in meta["chartqapro_answers"]], str(meta["question_type"]),
                                     [str(y) for y in meta.get("year") or []])
+        if scoring == "vlmsareblind":
+            from rewards.vlmsareblind_scoring import vlmsareblind_correct
+
+            return float(vlmsareblind_correct(predicted, str(meta["task"]), str(meta["answer_text"])))
     except KeyError as exc:
         raise ValueError(f"task {task_id}: metadata lacks {exc} that the {scoring} scoring needs; reload the "
                          "benchmark with its loader") from None

@@ -16,7 +16,8 @@ Format (VLMEvalKit's `ImageBaseDataset`): tab-separated, a header row, one quest
     A, B, ...  options of multiple-choice datasets (empty cells: fewer options)
 
 plus per-dataset columns: `category` (VStarBench, HRBench, OCRBench: the item type, HME formulas are category
-"Handwritten Mathematical Expression Recognition"; VLMBlind: the task), OCRBench's `answer` is a Python list of
+"Handwritten Mathematical Expression Recognition"), VLMBlind's `task` and `answers` (its ground-truth column, as
+VLMEvalKit's `VLMBlind.evaluate` reads it; `category` and `answer` are read too), OCRBench's `answer` is a Python list of
 acceptable answers; MathVista_MINI has `question_type`, `answer_type`, `precision`, `choices` (a Python list),
 `answer_option` (the correct letter), `unit`, `task`, `skills`, and its `question` is MathVista's full query (hint,
 question, choices).
@@ -37,7 +38,7 @@ from typing import Any, ClassVar
 from data.loaders.base import Loader, LoaderError, decode_base64_image, progress_bar, write_image_bytes
 from data.loaders.mathvista import mathvista_metadata
 from data.loaders.ocrbench import ocrbench_metadata
-from data.loaders.vlmsareblind import parse_groundtruth
+from data.loaders.vlmsareblind import answer_text, parse_groundtruth
 from data.question_text import LETTERS, with_choices
 from rollout.task import Task
 
@@ -145,7 +146,11 @@ class VLMEvalKitLoader(Loader):
         if not path.exists():
             raise LoaderError(f"vlmevalkit: {path} not found; expected a VLMEvalKit TSV such as OCRBench.tsv")
         name = dataset_of(path, dataset)
-        rows = read_tsv(path, (*BASE_COLUMNS, *DATASETS[name]))
+        base = ("index", "question") if name == "VLMBlind" else BASE_COLUMNS
+        rows = read_tsv(path, (*base, *DATASETS[name]))
+        if name == "VLMBlind" and rows and "answers" not in rows[0] and "answer" not in rows[0]:
+            raise LoaderError(f"{path}: missing column answers (VLMEvalKit's VLMBlind.tsv names the ground truth "
+                              f"`answers`; `answer` is read too); found: {', '.join(rows[0])}")
         out_dir = image_dir or self.default_image_dir(path)
         tasks = []
         for n, row in enumerate(progress_bar(rows[:limit] if limit is not None else rows, progress, name), 1):
@@ -173,7 +178,8 @@ class VLMEvalKitLoader(Loader):
     @staticmethod
     def _task(name: str, row: dict[str, Any], images: list[str]) -> Task:
         index = str(row["index"]).strip()
-        question, answer = str(row["question"]), str(row["answer"]).strip()
+        answer_cell = row["answers"] if name == "VLMBlind" and "answers" in row else row["answer"]
+        question, answer = str(row["question"]), str(answer_cell).strip()
         tid = f"{name.lower()}-{index}"
         common = {"source": name.lower(), "split": "test"}
         if name in ("VStarBench", "HRBench4K", "HRBench8K"):
@@ -205,6 +211,8 @@ class VLMEvalKitLoader(Loader):
             return Task(id=tid, images=images, question=question, answer=answer, answer_type="text", **common,
                         metadata=meta)
         value, atype = parse_groundtruth(answer)  # VLMBlind
+        task = row.get("task") or row.get("category")
         return Task(id=tid, images=images, question=question, answer=value, answer_type=atype,
-                    **common, metadata={"task": row.get("category"), "groundtruth": answer, "index": index,
-                                        "task_type": "vlmsareblind"})
+                    **common, metadata={"task": task, "groundtruth": answer, "index": index,
+                                        "task_type": "vlmsareblind", "scoring": "vlmsareblind",
+                                        "answer_text": answer_text(answer)})

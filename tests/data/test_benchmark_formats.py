@@ -130,9 +130,34 @@ def test_mvtoolbench_parquet_as_published(tmp_path: Path) -> None:
     assert task.evidence[0].box == (10.0, 8.0, 18.0, 20.0)
     given = np.asarray(Image.open(task.images[0]).convert("RGB"))
     assert given.shape == (60, 40, 3) and (given[8:20, 10:18] == 255).all() and (given[:8] != 255).all()
+    assert task.metadata["bbox_frame"] == "upright"  # auto: only the upright reading fits the 40x60 image
     with pytest.raises(LoaderError, match=r"bbox \[40, 10, 52, 18\] .* does not fit the 40x60 image as given; .*"
                                           "pass bbox_frame=upright"):
         load_benchmark("mvtoolbench", tmp_path / "mvtoolbench.parquet", image_dir=tmp_path / "img", bbox_frame="given")
+
+
+def test_mvtoolbench_bbox_frame_is_decided_per_file(tmp_path: Path) -> None:
+    # boxes in the turned (given, 40x60) image's coordinates. [10, 8, 18, 20] fits either way (read as upright in the
+    # 60x40 image it maps by rotate90 to (y1, 60 - x2, y2, 60 - x1) = (8, 42, 20, 50)); [2, 45, 38, 58] fits only as
+    # given (as upright, y2 = 58 > 40). Auto takes upright only when every box fits so, hence: given for both.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _mvtoolbench_parquet(tmp_path / "one.parquet")
+    row = pq.read_table(tmp_path / "one.parquet").to_pylist()[0]
+    given_rows = [dict(row, extra_info={**row["extra_info"], "bbox": bbox, "index": i})
+                  for i, bbox in enumerate(([10, 8, 18, 20], [2, 45, 38, 58]))]
+    (tmp_path / "given").mkdir()
+    pq.write_table(pa.Table.from_pylist(given_rows), tmp_path / "given" / "mvtoolbench.parquet")
+    tasks = load_benchmark("mvtoolbench", tmp_path / "given", image_dir=tmp_path / "img")
+    assert [t.metadata["bbox_frame"] for t in tasks] == ["given", "given"]
+    assert tasks[0].evidence[0].box == (10.0, 8.0, 18.0, 20.0) and tasks[1].evidence[0].box == (2.0, 45.0, 38.0, 58.0)
+    bad_rows = [dict(given_rows[0], extra_info={**given_rows[0]["extra_info"], "bbox": [0, 0, 500, 500]})]
+    (tmp_path / "bad").mkdir()
+    pq.write_table(pa.Table.from_pylist(bad_rows), tmp_path / "bad" / "mvtoolbench.parquet")
+    with pytest.raises(LoaderError, match=r"mvtoolbench.parquet: row 0: bbox \[0, 0, 500, 500\] fits the 40x60 image "
+                                          "as given in neither the upright nor the given image's coordinates"):
+        load_benchmark("mvtoolbench", tmp_path / "bad", image_dir=tmp_path / "img")
 
 
 def test_mvtoolbench_bad_input_names_what_was_expected_and_where(tmp_path: Path) -> None:
