@@ -287,3 +287,14 @@ def test_vlmevalkit_tsv_every_supported_dataset(tmp_path: Path) -> None:
                                           [["0", img, "q", "A"]]))
     with pytest.raises(LoaderError, match="cannot tell the dataset from the file name mystery.tsv"):
         load_benchmark("vlmevalkit", _tsv(tmp_path / "mystery.tsv", ["index"], []))
+
+
+def test_ocrbench_repository_layout(tmp_path: Path) -> None:
+    """The MultimodalOCR repository keeps the file at OCRBench/json_files/OCRBench.json; the images archive unpacks
+    to OCRBench_Images/ beside the OCRBench/ folder."""
+    src = _ocrbench(tmp_path / "flat")
+    (tmp_path / "repo" / "OCRBench" / "json_files").mkdir(parents=True)
+    (src / "OCRBench.json").rename(tmp_path / "repo" / "OCRBench" / "json_files" / "OCRBench.json")
+    (src / "OCRBench_Images").rename(tmp_path / "repo" / "OCRBench_Images")
+    tasks = load_benchmark("ocrbench", tmp_path / "repo" / "OCRBench")
+    assert len(tasks) == 3 and Path(tasks[0].images[0]).parts[-3:] == ("OCRBench_Images", "IIIT5K", "a.png")
