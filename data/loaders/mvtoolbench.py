@@ -2,8 +2,9 @@
 region, then read it).
 
 The published file is the CodeVision team's `mvtoolbench.parquet` (the test file of their veRL recipe,
-`recipe/codevision/eval.sh` in https://github.com/ByteDance-BandAI/CodeVision), one row per question in veRL's RL
-format:
+`recipe/codevision/eval.sh` in https://github.com/ByteDance-BandAI/CodeVision; the dataset is
+https://huggingface.co/datasets/kkwok/MVToolBench, whose parquet under `data/` is found too), one row per question
+in veRL's RL format:
 
     prompt         the chat messages (the user turn holds "<image>" and the question)
     images         [{"bytes": <encoded image>, "path": ...}]   the image as given (already transformed)
@@ -97,8 +98,8 @@ class MVToolBenchLoader(Loader):
         if bbox_frame not in ("auto", "upright", "given"):
             raise LoaderError(f"mvtoolbench: bbox_frame must be auto, upright or given, got {bbox_frame!r}")
         if path.is_dir():
-            cands = [path / "mvtoolbench.parquet", *sorted(path.glob("*.parquet")), path / "MVToolBench.jsonl",
-                     path / "MVToolBench.json"]
+            cands = [path / "mvtoolbench.parquet", *sorted(path.glob("*.parquet")), *sorted(path.glob("data/*.parquet")),
+                     path / "MVToolBench.jsonl", path / "MVToolBench.json"]
             file = next((c for c in cands if c.exists()), None)
             if file is None:
                 raise LoaderError(f"mvtoolbench: {path} holds neither mvtoolbench.parquet (the published file) nor "

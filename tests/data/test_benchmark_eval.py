@@ -49,3 +49,28 @@ def test_codevl_eval_scores_mmmu_and_chartqapro_by_their_rules(tmp_path: Path) -
     overall = chart["accuracy"]["overall"]
     # full-score samples 2 of 4; the published figure is the mean score (1 + 0 + 0.5 + 1) / 4 = 0.625
     assert (overall["correct"], overall["n"], overall["mean_score"]) == (2, 4, 0.625)
+
+
+def test_eval_configs_of_the_benchmarks_load(tmp_path: Path) -> None:
+    from data.loaders import LOADERS
+    from train.config import load_config
+    from train.config.eval import EvalConfig
+
+    names = ["mmmu", "mathverse", "mathvision", "visualpuzzles", "chartqapro_t"]
+    for name in names:
+        cfg = load_config(EvalConfig, ROOT / f"configs/eval/{name}.yaml", [])
+        assert cfg.data.benchmark in LOADERS and cfg.output_dir == f"runs/eval/{name}"
+    assert load_config(EvalConfig, ROOT / "configs/eval/chartqapro_t.yaml", []).data.transforms == "all"
+
+
+def test_converted_tasks_survive_the_task_file_checks(tmp_path: Path) -> None:
+    """`codevl data convert` output of the new loaders passes the task file's full validation (images decode)."""
+    from data import read_tasks, write_tasks
+    from data.loaders import load_benchmark
+
+    write_parquet(tmp_path / "ChartQAPro/data/test-00000-of-00001.parquet", _chartqapro_rows(), _chartqapro_schema())
+    tasks = [*load_benchmark("mmmu", _mmmu(tmp_path / "MMMU"), image_dir=tmp_path / "img"),
+             *load_benchmark("chartqapro", tmp_path / "ChartQAPro", image_dir=tmp_path / "img", transforms="flip_h")]
+    write_tasks(tmp_path / "out.jsonl", tasks)
+    back = read_tasks(tmp_path / "out.jsonl", image_check="decode")
+    assert [t.model_dump(exclude={"images"}) for t in back] == [t.model_dump(exclude={"images"}) for t in tasks]
