@@ -112,7 +112,8 @@ class ChartQAProLoader(Loader):
             get = _tsv_getter(row) if tsv else row.get
             questions = _listed(get("Question"), where, "Question")
             answers = _listed(get("Answer"), where, "Answer")
-            years = _listed(get("Year"), where, "Year")
+            year_cell = get("Year")  # empty or missing flags: no answer is a year (compared as numbers / text)
+            years = _listed(year_cell, where, "Year") if year_cell not in (None, "", "[]") and len(year_cell) else []
             qtype = str(get("Question Type"))
             if qtype not in TYPES:
                 raise LoaderError(f"{where}: field Question Type is {qtype!r}; expected one of {', '.join(TYPES)}")

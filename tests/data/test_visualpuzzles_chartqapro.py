@@ -141,6 +141,11 @@ def test_chartqapro_t_and_the_vlmevalkit_tsv(tmp_path: Path) -> None:
                     "['NO']", ""])
     (t,) = load_benchmark("chartqapro", tsv, image_dir=tmp_path / "img")
     assert t.id == "chartqapro-0" and t.answer == "7" and np.asarray(Image.open(t.images[0])).shape == (30, 40, 3)
+    no_flags = _chartqapro_rows()[:1]
+    no_flags[0]["Year"] = []  # no year flags: the answer is compared as a number (12.6 within 5% of 12.5)
+    write_parquet(tmp_path / "noflags.parquet", no_flags, _chartqapro_schema())
+    (nf,) = load_benchmark("chartqapro", tmp_path / "noflags.parquet", image_dir=tmp_path / "img")
+    assert nf.metadata["year"] == [] and match_answer("12.6", nf).correct
     bad = _chartqapro_rows()[:1]
     bad[0]["Question Type"] = "Riddle"
     write_parquet(tmp_path / "bad.parquet", bad, _chartqapro_schema())
