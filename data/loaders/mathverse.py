@@ -124,6 +124,8 @@ class MathVerseLoader(Loader):
     def _task(row: dict[str, Any], image: str, prompt: str, where: str) -> Task:
         meta_in = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
         qtype, answer = str(row["question_type"]), str(row["answer"]).strip()
+        if qtype not in ("multi-choice", "free-form"):
+            raise LoaderError(f"{where}: field question_type is {qtype!r}; expected multi-choice or free-form")
         query = row.get(PROMPTS[prompt]) or row["question"]
         meta = {"scoring": "mathverse", "answer_text": answer, "question_type": qtype,
                 "problem_index": str(row.get("problem_index")), "problem_version": row["problem_version"],

@@ -114,7 +114,11 @@ class MathVisionLoader(Loader):
 
     @staticmethod
     def _task(row: dict[str, Any], image: str, split: str, where: str) -> Task:
-        options = [str(o) for o in (row.get("options") or [])]
+        raw = row.get("options")
+        if raw is not None and not isinstance(raw, (list, tuple)):
+            raise LoaderError(f"{where}: field options must be a list of option texts ([] when open), got "
+                              f"{type(raw).__name__}")
+        options = [str(o) for o in (raw or [])]
         answer = str(row["answer"]).strip()
         meta = {"scoring": "mathvision", "answer_text": answer, "options": options, "subject": row.get("subject"),
                 "category": row.get("subject"), "level": row.get("level"), "mathvision_id": str(row["id"]),

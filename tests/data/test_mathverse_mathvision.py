@@ -130,6 +130,14 @@ def test_mathvision_github_and_hf_layouts(tmp_path: Path) -> None:
     assert Path(hf[0].images[0]).parent == tmp_path / "img"
     with pytest.raises(LoaderError, match=r"data/test.jsonl nor data/test-\*.parquet"):
         load_benchmark("mathvision", root, split="test")
+    for r in rows:
+        del r["decoded_image"]
+    rows[0]["options"] = "ABCDE"  # a string where the format has a list
+    (root / "data" / "testmini.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(LoaderError, match=r"testmini.jsonl: item 0 \(id 4\): field options must be a list"):
+        load_benchmark("mathvision", root)
+    rows[0]["options"] = []
+    (root / "data" / "testmini.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "images/4.jpg").unlink()
     with pytest.raises(LoaderError, match=r"testmini.jsonl: item 0 \(id 4\): field image 'images/4.jpg' not found"):
         load_benchmark("mathvision", root)
