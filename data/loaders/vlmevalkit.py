@@ -1,5 +1,5 @@
 """VLMEvalKit's benchmark TSV files (https://github.com/open-compass/VLMEvalKit): VStarBench, HRBench4K/8K,
-OCRBench, MathVista_MINI, VLMBlind.
+OCRBench, MathVista_MINI, MathVision / MathVision_MINI, VLMBlind.
 
 Get them: VLMEvalKit downloads `<name>.tsv` into `~/LMUData/` on first use (URLs in its `vlmeval/dataset/*.py`);
 copy those files here. Pass one file; the dataset is recognised from the file name (or `dataset=`).
@@ -20,7 +20,8 @@ plus per-dataset columns: `category` (VStarBench, HRBench, OCRBench: the item ty
 VLMEvalKit's `VLMBlind.evaluate` reads it; `category` and `answer` are read too), OCRBench's `answer` is a Python list of
 acceptable answers; MathVista_MINI has `question_type`, `answer_type`, `precision`, `choices` (a Python list),
 `answer_option` (the correct letter), `unit`, `task`, `skills`, and its `question` is MathVista's full query (hint,
-question, choices).
+question, choices); MathVision's `choices` is a Python list (empty for open questions), its `answer` the letter or
+the value, and `category` the subject (the columns VLMEvalKit's `mathv.py` reads); scored by MATH-Vision's rules.
 
 Images are decoded once into `image_dir` (default `<file stem>_images/` next to the file), named by content hash.
 Scoring follows each benchmark's published rule where the project has it (`metadata["scoring"]`: OCRBench's
@@ -50,6 +51,8 @@ DATASETS: dict[str, tuple[str, ...]] = {  # name -> columns it needs besides ind
     "HRBench8K": ("A", "B"),
     "OCRBench": ("category",),
     "MathVista_MINI": ("question_type", "answer_type"),
+    "MathVision": ("choices",),
+    "MathVision_MINI": ("choices",),
     "VLMBlind": (),
 }
 BASE_COLUMNS = ("index", "question", "answer")
@@ -131,7 +134,8 @@ def _options(row: dict[str, Any]) -> list[str]:
 
 class VLMEvalKitLoader(Loader):
     name: ClassVar[str] = "vlmevalkit"
-    description: ClassVar[str] = "VLMEvalKit TSV files: VStarBench, HRBench4K/8K, OCRBench, MathVista_MINI, VLMBlind"
+    description: ClassVar[str] = ("VLMEvalKit TSV files: VStarBench, HRBench4K/8K, OCRBench, MathVista_MINI, MathVision, "
+                                  "VLMBlind")
     homepage: ClassVar[str] = "https://github.com/open-compass/VLMEvalKit"
     embeds_images: ClassVar[bool] = True
 
@@ -192,6 +196,16 @@ class VLMEvalKitLoader(Loader):
             return Task(id=tid, images=images, question=question, answer=answers[0], answer_type="text", **common,
                         metadata=ocrbench_metadata(answers, row.get("dataset_name") or None, str(row["category"]),
                                                    index))
+        if name in ("MathVision", "MathVision_MINI"):
+            cell = str(row.get("choices") or "").strip()
+            options = [] if cell in ("", "[]", "nan") else _cells_to_list(cell)
+            meta = {"scoring": "mathvision", "answer_text": answer, "options": options, "index": index,
+                    "category": row.get("category"), "task_type": "mathvision"}
+            if options and len(answer) == 1 and answer in LETTERS[: len(options)]:
+                return Task(id=tid, images=images, question=question, answer=answer, answer_type="choice",
+                            choices=options, **common, metadata=meta)
+            return Task(id=tid, images=images, question=question, answer=answer, answer_type="text", **common,
+                        metadata=meta)
         if name == "MathVista_MINI":
             qtype, atype = str(row["question_type"]), str(row["answer_type"])
             choices = _cells_to_list(str(row.get("choices") or "")) if qtype == "multi_choice" else None  # type: ignore[assignment]

@@ -164,3 +164,22 @@ def test_mathvision_rules_hand_checked() -> None:
     assert latex_value("2\\sqrt{3}") == pytest.approx(3.4641016) and latex_value("3\\pi") == pytest.approx(9.424778)
     assert mathvision_equal("(1,2)", "(1.0,2.0)")  # tuples: elements evaluated, rounded to 2 places
     assert latex_value("x+1") is None and not mathvision_equal("d", "e")
+
+
+def test_vlmevalkit_mathvision_tsv(tmp_path: Path) -> None:
+    """VLMEvalKit's MathVision_MINI.tsv: `choices` a Python list (empty when open), `category` the subject."""
+    import base64
+    import csv
+
+    tsv = tmp_path / "MathVision_MINI.tsv"
+    img = base64.b64encode(png((3, 3, 3))).decode()
+    with tsv.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(["index", "image", "question", "answer", "choices", "category", "level"])
+        w.writerow(["4", img, "How many digits?", "6", "[]", "counting", "1"])
+        w.writerow(["17", "4", "Which colour?", "A", "['red', 'blue', 'green', 'Yellow', 'unsure']", "logic", "2"])
+    count, colour = load_benchmark("vlmevalkit", tsv, image_dir=tmp_path / "img")
+    assert (count.answer_type, colour.answer_type, colour.choices[0]) == ("text", "choice", "red")
+    assert count.images == colour.images and colour.metadata["category"] == "logic"
+    assert match_answer("\\boxed{6}", count).correct and match_answer("red", colour).correct
+    assert not match_answer("B", colour).correct
