@@ -27,6 +27,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rewards.mathvision_scoring import mathvision_correct
+from rewards.mmmu_scoring import open_correct, parse_multi_choice, parse_open
+from rewards.visualpuzzles_scoring import visualpuzzles_correct
+from rewards.vlmsareblind_scoring import vlmsareblind_correct
+
 SCORINGS: tuple[str, ...] = ("ocrbench", "mathvista", "mmmu", "mathverse", "mathvision", "visualpuzzles",
                               "chartqapro", "vlmsareblind")
 
@@ -125,8 +130,6 @@ def benchmark_score(scoring: str, predicted: str, meta: dict[str, Any], *, task_
         if scoring == "mathvista":
             return float(mathvista_correct(predicted, meta, choices))
         if scoring == "mmmu":
-            from rewards.mmmu_scoring import open_correct, parse_multi_choice, parse_open
-
             gold = meta["mmmu_answer"]
             if meta["question_type"] == "multiple-choice":
                 options = [str(o) for o in (choices or [])]
@@ -137,21 +140,15 @@ def benchmark_score(scoring: str, predicted: str, meta: dict[str, Any], *, task_
         if scoring == "mathverse":
             return float(mathverse_correct(predicted, str(meta["answer_text"]), str(meta["question_type"])))
         if scoring == "mathvision":
-            from rewards.mathvision_scoring import mathvision_correct
-
             return float(mathvision_correct(predicted, str(meta["answer_text"]), meta.get("options") or None))
         if scoring == "visualpuzzles":
-            from rewards.visualpuzzles_scoring import visualpuzzles_correct
-
             return float(visualpuzzles_correct(predicted, str(answer), meta.get("options"), seed=task_id))
         if scoring == "chartqapro":
-            from rewards.chartqapro_scoring import chartqapro_score
+            from rewards.chartqapro_scoring import chartqapro_score  # here: it imports edit_distance from this module
 
             return chartqapro_score(predicted, [str(a) for a in meta["chartqapro_answers"]], str(meta["question_type"]),
                                     [str(y) for y in meta.get("year") or []])
         if scoring == "vlmsareblind":
-            from rewards.vlmsareblind_scoring import vlmsareblind_correct
-
             return float(vlmsareblind_correct(predicted, str(meta["task"]), str(meta["answer_text"])))
     except KeyError as exc:
         raise ValueError(f"task {task_id}: metadata lacks {exc} that the {scoring} scoring needs; reload the "
