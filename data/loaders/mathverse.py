@@ -14,7 +14,8 @@ with the images inside), also https://github.com/ZrrSkywalker/MathVerse (`data/t
                                                           the folder also works)
     MathVerse/testmini.parquet                           the same fields, `image` as {"bytes", "path"}
 
-Pass the folder (`file=` names another JSON or parquet in it, e.g. `testmini_text_only.json`) or a file. The
+Pass the folder (`testmini.parquet` is preferred when both are there: it holds the images; `file=` names another
+JSON or parquet in it, e.g. `testmini_text_only.json`) or a file. The
 question is MathVerse's `query_wo` (the prompt of its leaderboard's primary "w/o" score; `prompt="cot"` takes
 `query_cot`). Multiple-choice answers are option letters; the options written in the question ("Choices:\\nA:40°")
 become the task's choices when present (Vision Only items show them in the image). `metadata["category"]` is the
@@ -46,7 +47,8 @@ PROMPTS = {"wo": "query_wo", "cot": "query_cot"}
 def _file(path: Path, file: str | None) -> Path:
     if path.is_file():
         return path
-    names = [file] if file else ["testmini.json", "testmini.parquet", "data/testmini.json"]
+    # the parquet first: it holds its images, while the JSON needs images.zip unpacked (a HF snapshot has both)
+    names = [file] if file else ["testmini.parquet", "testmini.json", "data/testmini.json"]
     for name in names:
         if (path / name).exists():
             return path / name

@@ -12,7 +12,8 @@ Get it from https://github.com/lupantech/MathVista (`data/testmini.json`, `data/
     mathvista/data/testmini-00000-of-00001-*.parquet   # the Hugging Face layout: the same fields plus
                                                        # `decoded_image` ({bytes, path}) and `query`
 
-Pass the folder (the `split=` option picks testmini or test) or a file. Also read: VLMEvalKit's
+Pass the folder (the `split=` option picks testmini or test) or a file. A Hugging Face snapshot's
+`annot_testmini.json` (the GitHub format, with `images.zip` unpacked as `images/`) is read when it has no parquet. Also read: VLMEvalKit's
 `MathVista_MINI.tsv` (`data.loaders.vlmevalkit`).
 
 The question a task asks is MathVista's official `query` (the published field; built the same way when a copy lacks
@@ -105,6 +106,8 @@ class MathVistaLoader(Loader):
         files = sorted(path.glob(f"data/{split}-*.parquet")) + sorted(path.glob(f"{split}-*.parquet"))
         if files:
             return "parquet", files
+        if (path / f"annot_{split}.json").exists():  # the HF repository's annotation file (with images/ unpacked)
+            return "json", [path / f"annot_{split}.json"]
         raise LoaderError(f"mathvista: found neither {split}.json nor {split}-*.parquet under {path}; expected the "
                           "MathVista GitHub data folder or the AI4Math/MathVista dataset folder")
 

@@ -88,7 +88,7 @@ def test_mathverse_errors(tmp_path: Path) -> None:
     (root / "testmini.json").write_text(json.dumps(items))
     with pytest.raises(LoaderError, match=r"item 0 \(sample_index 1\): missing field\(s\) answer"):
         load_benchmark("mathverse", root)
-    with pytest.raises(LoaderError, match="holds none of testmini.json, testmini.parquet"):
+    with pytest.raises(LoaderError, match="holds none of testmini.parquet, testmini.json"):
         load_benchmark("mathverse", tmp_path)
 
 
