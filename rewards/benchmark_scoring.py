@@ -12,7 +12,8 @@ included, so these rules are not folded into the generic matcher (`rewards.answe
   (`str(int(float(x)))`), floats rounded to the item's `precision`, lists and text compared as written;
 - `mmmu` (`rewards.mmmu_scoring`), `mathvision` (`rewards.mathvision_scoring`), `visualpuzzles`
   (`rewards.visualpuzzles_scoring`), `chartqapro` (`rewards.chartqapro_scoring`, a fractional score),
-  `vlmsareblind` (`rewards.vlmsareblind_scoring`);
+  `vlmsareblind` (`rewards.vlmsareblind_scoring`), `mvtoolbench` (`rewards.codevision_scoring`, CodeVision's
+  rule path; its LLM judge is the accuracy component's optional `judge`);
 - `mathverse` (MathVerse's `score_answer_s2.py --quick_match`, the rule-based path of an evaluation that otherwise
   asks GPT-4 to extract and judge): the extracted answer equals the answer string. The extraction step is ours: a
   multiple-choice prediction gives its letter ("B", "(B)", "B: 60°", "B. 60°"); free-form answers are compared
@@ -27,13 +28,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rewards.codevision_scoring import codevision_equivalent
 from rewards.mathvision_scoring import mathvision_correct
 from rewards.mmmu_scoring import open_correct, parse_multi_choice, parse_open
 from rewards.visualpuzzles_scoring import visualpuzzles_correct
 from rewards.vlmsareblind_scoring import vlmsareblind_correct
 
 SCORINGS: tuple[str, ...] = ("ocrbench", "mathvista", "mmmu", "mathverse", "mathvision", "visualpuzzles",
-                              "chartqapro", "vlmsareblind")
+                              "chartqapro", "vlmsareblind", "mvtoolbench")
 
 
 def ocrbench_correct(predicted: str, answers: Sequence[str], *, ignore_spaces: bool = False) -> bool:
@@ -150,6 +152,8 @@ def benchmark_score(scoring: str, predicted: str, meta: dict[str, Any], *, task_
                                     [str(y) for y in meta.get("year") or []])
         if scoring == "vlmsareblind":
             return float(vlmsareblind_correct(predicted, str(meta["task"]), str(meta["answer_text"])))
+        if scoring == "mvtoolbench":
+            return float(codevision_equivalent(predicted, str(meta["answer_text"])))
     except KeyError as exc:
         raise ValueError(f"task {task_id}: metadata lacks {exc} that the {scoring} scoring needs; reload the "
                          "benchmark with its loader") from None

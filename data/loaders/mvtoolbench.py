@@ -28,6 +28,10 @@ LoaderError naming the first row that fits neither. `bbox_frame="upright"` / `"g
 name the row that does not fit); `metadata["bbox_frame"]` records the reading used. Images are written once to
 `image_dir` (default `<file stem>_images/` next to the parquet), named by content hash.
 
+Scoring of the published file (`metadata["scoring"] = "mvtoolbench"`, `rewards.codevision_scoring`): CodeVision's
+rule-based answer check (numbers equal, strings equal, the last letter or number read from the answer); CodeVision
+asks an LLM judge when the rules fail, which here is the answer-accuracy component's optional `judge`.
+
 Also read, for copies converted by hand: `MVToolBench.jsonl` / `.json` with one object per item, e.g.
 
     {"id": "mvt-0001", "image": "images/0001.jpg", "question": "...", "options": [...], "answer": "A",
@@ -271,5 +275,5 @@ def parquet_tasks(file: Path, out_dir: Path, *, limit: int | None, progress: boo
             source="mvtoolbench", split="test",
             metadata={"transform": applied or "none", "codevision_transform": _as_list(extra.get("transform")),
                       "task_type": "mvtoolbench", "image_size": list(size), "bbox_frame": frame,
-                      "dataset_name": extra.get("dataset_name")}))
+                      "dataset_name": extra.get("dataset_name"), "scoring": "mvtoolbench", "answer_text": answer}))
     return tasks

@@ -298,3 +298,21 @@ def test_ocrbench_repository_layout(tmp_path: Path) -> None:
     (src / "OCRBench_Images").rename(tmp_path / "repo" / "OCRBench_Images")
     tasks = load_benchmark("ocrbench", tmp_path / "repo" / "OCRBench")
     assert len(tasks) == 3 and Path(tasks[0].images[0]).parts[-3:] == ("OCRBench_Images", "IIIT5K", "a.png")
+
+
+def test_mvtoolbench_scored_by_codevisions_rule_path(tmp_path: Path) -> None:
+    from rewards.codevision_scoring import codevision_equivalent
+
+    _mvtoolbench_parquet(tmp_path / "mvtoolbench.parquet")
+    (task,) = load_benchmark("mvtoolbench", tmp_path, image_dir=tmp_path / "img")
+    assert task.metadata["scoring"] == "mvtoolbench" and task.metadata["answer_text"] == "A"
+    # a letter answer: the last standalone A-D of the upper-cased prediction
+    assert match_answer("A", task).correct and match_answer("I think (B)... no, A", task).correct
+    assert not match_answer("B", task).correct
+    # numbers: equal as floats, or the last number read, within 1e-4 (|0.50001 - 0.5| = 1e-5); "1/2" reads as its
+    # last number, 2, as in CodeVision's code
+    assert codevision_equivalent("2.0", "2") and codevision_equivalent("there are 2", "2")
+    assert codevision_equivalent("0.50001", "0.5") and not codevision_equivalent("0.51", "0.5")
+    assert not codevision_equivalent("1/2", "0.5")
+    # text: exact string equality only (CodeVision leaves the rest to its LLM judge)
+    assert codevision_equivalent("park", "park") and not codevision_equivalent("Park", "park")
