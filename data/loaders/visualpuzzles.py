@@ -12,7 +12,8 @@ with internet (https://huggingface.co/datasets/neulab/VisualPuzzles), then copy 
     options    four option texts, or null when the options are drawn in the image
     answer     the option letter, "A".."D"
 
-Pass the folder or the parquet file. The question is VisualPuzzles' own prompt (its lmms-eval task): "Question: ...",
+VLMEvalKit's `VisualPuzzles.tsv` (columns index, image (base64), question, options (the list written as a string,
+empty when the options are in the image), answer, category) also loads. Pass the folder or a file. The question is VisualPuzzles' own prompt (its lmms-eval task): "Question: ...",
 then "Options:" with `(A) ...` lines, or "Options: Choose from (A) (B) (C) (D) in the image.", then the direct-answer
 instruction (`prompt="cot"`: the chain-of-thought one). Images go to `image_dir` (default `<file stem>_images/`),
 named by content hash. `metadata["category"]` is the reasoning category.
@@ -26,11 +27,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import ast
+import re
+
 from data.loaders.base import Loader, LoaderError, image_cell_bytes, iter_parquet_rows, progress_bar, take, \
     write_image_bytes
+from data.loaders.vlmevalkit import read_tsv
 from rollout.task import Task
 
 COLUMNS = ("id", "image", "question", "options", "answer")
+TSV_COLUMNS = ("index", "question", "options", "answer")
 PROMPTS = {
     "direct": "Answer the question with the option's letter from the given choices directly.",
     "cot": ("Solve the multiple-choice question and then answer with the option letter from the given choices. The "
@@ -50,6 +56,26 @@ def visualpuzzles_question(question: str, options: list[str] | None, prompt: str
     return text + "\n" + PROMPTS[prompt]
 
 
+def _options_cell(cell: str) -> list[str]:
+    """A TSV options cell: a Python list written as a string; VLMEvalKit's own reading (the quoted items) when it
+    does not parse."""
+    try:
+        value = ast.literal_eval(cell)
+    except (ValueError, SyntaxError):
+        return re.findall(r"'(.*?)'", cell)
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else re.findall(r"'(.*?)'", cell)
+
+
+def _tsv_rows(f: Path) -> list[dict[str, Any]]:
+    """VLMEvalKit's TSV rows in the parquet's shape: `index` -> id, options a list (none when the cell is empty)."""
+    out = []
+    for row in read_tsv(f, TSV_COLUMNS):
+        cell = str(row.get("options") or "").strip()
+        options = None if cell in ("", "nan", "None") else _options_cell(cell)
+        out.append({**row, "id": row["index"], "options": options})
+    return out
+
+
 class VisualPuzzlesLoader(Loader):
     name: ClassVar[str] = "visualpuzzles"
     description: ClassVar[str] = "VisualPuzzles: knowledge-light reasoning puzzles, four options (1168 items)"
@@ -65,13 +91,13 @@ class VisualPuzzlesLoader(Loader):
         if path.is_file():
             files = [path]
         else:
-            files = sorted(path.glob("*.parquet")) + sorted(path.glob("data/*.parquet"))
+            files = sorted(path.glob("*.parquet")) + sorted(path.glob("data/*.parquet")) or sorted(path.glob("*.tsv"))
         if not files:
             raise LoaderError(f"visualpuzzles: no parquet file at {path} (expected data.parquet from "
                               "neulab/VisualPuzzles)")
         out_dir = image_dir or self.default_image_dir(files[0])
         tasks = []
-        rows = iter_parquet_rows(files, list(COLUMNS))
+        rows: Any = (_tsv_rows(files[0]) if files[0].suffix == ".tsv" else iter_parquet_rows(files, list(COLUMNS)))
         for n, row in enumerate(progress_bar(take(rows, limit), progress, "visualpuzzles")):
             where = f"{files[0] if len(files) == 1 else path}: row {n} (id {row.get('id')})"
             answer = str(row["answer"] or "").strip().upper()

@@ -71,6 +71,19 @@ def test_visualpuzzles_parser_and_errors(tmp_path: Path) -> None:
         load_benchmark("visualpuzzles", g, image_dir=tmp_path / "img")
 
 
+def test_visualpuzzles_vlmevalkit_tsv(tmp_path: Path) -> None:
+    tsv = tmp_path / "VisualPuzzles.tsv"
+    img = base64.b64encode(png((7, 7, 7))).decode()
+    with tsv.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(["index", "image", "question", "options", "answer", "category"])
+        w.writerow(["3", img, "How much cheese?", "['32', '35', '37', '40']", "C", "spatial"])
+        w.writerow(["1", "3", "Divide the figures.", "", "D", "inductive"])  # image shared with row 3; no options
+    a, b = load_benchmark("visualpuzzles", tsv, image_dir=tmp_path / "img")
+    assert (a.id, a.choices, b.choices, b.answer) == ("visualpuzzles-3", ["32", "35", "37", "40"], None, "D")
+    assert a.images == b.images and a.metadata["category"] == "spatial" and match_answer("37", a).correct
+
+
 def _chartqapro_rows() -> list[dict[str, Any]]:
     chart = png((200, 40, 40), (60, 40))
     return [
