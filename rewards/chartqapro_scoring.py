@@ -12,6 +12,9 @@
   1 - normalised edit distance, or 0 when that distance is 0.5 or more).
 - As published, multiple-choice and fact-checking items go through the same rule: the script computes an
   "exact match" flag for them but never passes it on, and we keep its behaviour so that numbers compare.
+
+Checked against `evaluate_predictions_chartqapro` (with the `anls` package's rule) on 200 gold/prediction pairs
+covering numbers, percentages, years, quoted and unquoted lists, letters and conversations: identical scores.
 """
 
 from __future__ import annotations

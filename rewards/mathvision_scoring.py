@@ -12,9 +12,12 @@ spaces removed, `0.5` -> `\\frac{1}{2}`, `a/b` -> `\\frac{a}{b}`), and `(a)` -> 
 Comparison (`mathvision_equal`, the official `is_equal`): lower case; equal after stripping; equal after tuples
 `(a, b)` / lists `[a, b]` have their elements evaluated and rounded to 2 places; or both sides evaluate to numbers
 that are equal rounded to 2 decimal places. The official code evaluates with `latex2sympy2`; here a small LaTeX
-evaluator covers numbers, `\\frac`, `\\sqrt`, `\\pi`, `\\cdot`/`\\times`, `^` and + - * / (what the benchmark's
-numeric answers use). An item is correct when the extraction equals the answer letter or, for multiple choice,
-the text of the correct option.
+evaluator covers numbers, `\\frac`, `\\sqrt`, `\\pi`, `\\cdot`/`\\times`, `^`, + - * / and implicit products, and
+stops at an unmatched `}` as latex2sympy does. Checked against the official code on 48,000 generated responses
+(numbers, LaTeX, letters, fragments): the same verdict on all but 16, all malformed text ("6.0.d", "3\\pi.dd") that
+latex2sympy reads up to the first stray character and accepts, where this evaluator rejects; never the reverse.
+An item is correct when the extraction equals the answer letter or, for multiple choice, the text of the correct
+option.
 """
 
 from __future__ import annotations
@@ -167,6 +170,12 @@ def _eval_node(node: ast.AST) -> float:
 def latex_value(text: str) -> float | None:
     """The value of a LaTeX number or simple expression ("\\frac{1}{2}", "2\\sqrt{3}", "3\\pi"), or None."""
     s = text.strip().replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace(" ", "")
+    depth = 0
+    for i, ch in enumerate(s):  # a closing brace without its opening one ends the expression (as latex2sympy reads)
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            s = s[:i]
+            break
     if not s:
         return None
     for _ in range(8):  # nested \frac / \sqrt, innermost first
@@ -177,7 +186,7 @@ def latex_value(text: str) -> float | None:
         s = s2
     s = s.replace("\\pi", "pi").replace("\\cdot", "*").replace("\\times", "*").replace("^", "**")
     s = s.replace("{", "(").replace("}", ")")
-    s = re.sub(r"(?<=[\d)])(?=[(a-z])", "*", s)  # implicit products: 2sqrt(3), 3pi, 2(1+x)
+    s = re.sub(r"(?<=[\d)])(?=[(a-z])|(?<=\))(?=[\d.])", "*", s)  # implicit products: 2sqrt(3), 3pi, (1/2)12
     s = re.sub(r"(?<=pi)(?=[\d(a-z])", "*", s)
     if re.search(r"[^0-9a-z.+\-*/()]", s) or re.search(r"[a-z]+", s.replace("sqrt", "").replace("pi", "")):
         return None

@@ -15,6 +15,10 @@ is kept (shortest such tail); the numbers in those tails are added; everything i
 rounded to 2 decimals, text lower-cased; one-character text padded with a space on either side so it matches only
 as a word). Correct when a normalised number equals a normalised gold number, or a gold text is a substring of a
 predicted text. Gold answers may be a list (MMMU writes some as a Python list in the `answer` string).
+
+Checked against MMMU's own functions on 20,000 generated responses (letters, brackets, option texts, numbers with
+commas and exponents, indicator words): the same letters wherever MMMU does not guess, the same parsed open answers,
+the same verdicts for seven gold answers each.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ last match: `Answer: (X)`; `Answer: X` not preceded by "Final "; `Answer: X`; `(
 ` X` (only for responses of at most 5 characters). Failing that, with option texts: `answer: <option>` (lower
 case), then the option whose text occurs last in the response. Failing everything, VisualPuzzles draws a random
 letter; here the draw is seeded by the item's id (same result on a re-score, same expected accuracy, 1/4).
-Correct when the letter equals the answer, case-insensitively.
+Correct when the letter equals the answer, case-insensitively. Checked against the published `parse_response` on
+20,000 generated responses, with and without option texts: the same letter wherever it does not guess.
 """
 
 from __future__ import annotations
