@@ -164,6 +164,9 @@ def test_mathvision_rules_hand_checked() -> None:
     assert latex_value("2\\sqrt{3}") == pytest.approx(3.4641016) and latex_value("3\\pi") == pytest.approx(9.424778)
     assert mathvision_equal("(1,2)", "(1.0,2.0)")  # tuples: elements evaluated, rounded to 2 places
     assert latex_value("x+1") is None and not mathvision_equal("d", "e")
+    # published answers: dollars and spaces dropped; exact rationals, so (3^1008 - 1) / 3^1009 = 0.333...
+    assert mathvision_equal("$4 \\pi$", "4\\pi") and latex_value("$\\frac{3^{1008}-1}{3^{1009}}$") == pytest.approx(1 / 3)
+    assert latex_value("\\frac{7^3}{2^{12} 13^2}") == pytest.approx(343 / (4096 * 169))
 
 
 def test_vlmevalkit_mathvision_tsv(tmp_path: Path) -> None:
