@@ -16,8 +16,12 @@ included, so these rules are not folded into the generic matcher (`rewards.answe
   rule path; its LLM judge is the accuracy component's optional `judge`);
 - `mathverse` (MathVerse's `score_answer_s2.py --quick_match`, the rule-based path of an evaluation that otherwise
   asks GPT-4 to extract and judge): the extracted answer equals the answer string. The extraction step is ours: a
-  multiple-choice prediction gives its letter ("B", "(B)", "B: 60°", "B. 60°"); free-form answers are compared
-  as written (stripped), and as numbers when both are numbers ("14.0" = "14"), which the GPT-4 extraction would do.
+  multiple-choice prediction gives its letter ("B", "(B)", "B: 60°", "B. 60°"), which also matches an answer
+  written "(B)" or as option B's text ("False"); free-form answers are compared as written (stripped; the answer
+  also with the `$`/`\\mathrm{}` wrapping removed that the prediction loses on extraction), and as numbers when both
+  are numbers ("14.0" = "14"), which the GPT-4 extraction would do. Answers such as "Area $=9.4 \\mathrm{~cm}^{2}$"
+  then match only a prediction written the same way: as in the official evaluation, such items need the judge
+  (the answer-accuracy component's optional `judge`, for text tasks) to credit "9.4".
 
 `benchmark_score` dispatches on the name; each rule module's docstring restates its published rule.
 """
@@ -98,6 +102,7 @@ def mathvista_correct(predicted: str, meta: dict[str, Any], choices: Sequence[st
 
 
 _LETTER = re.compile(r"^\(?([A-Z])\)?(?:[:.)\s]|$)")
+_ONE_LETTER = re.compile(r"^\(?([A-Z])\)?$")
 
 
 def mathverse_extract(predicted: str, question_type: str) -> str:
@@ -110,11 +115,17 @@ def mathverse_extract(predicted: str, question_type: str) -> str:
     return text
 
 
-def mathverse_correct(predicted: str, answer: str, question_type: str) -> bool:
+def mathverse_correct(predicted: str, answer: str, question_type: str, options: Sequence[str] | None = None) -> bool:
     """MathVerse's quick match (see the module docstring)."""
+    from rewards.answers import clean_answer  # here: rewards.answers imports this module
+
     got, gold = mathverse_extract(predicted, question_type), answer.strip()
-    if got == gold:
-        return True
+    gold_letter = _ONE_LETTER.match(gold)
+    if predicted.strip() == gold or got == gold or got == clean_answer(gold) or (question_type == "multi-choice" and gold_letter is not None
+                                                    and got == gold_letter.group(1)):
+        return True  # "(C)" is the letter C
+    if options and len(got) == 1 and 0 <= ord(got) - ord("A") < len(options) and options[ord(got) - ord("A")] == gold:
+        return True  # the answer is written as the option's text ("False") and the prediction names that option
     try:
         return float(got) == float(gold)
     except ValueError:
@@ -140,7 +151,8 @@ def benchmark_score(scoring: str, predicted: str, meta: dict[str, Any], *, task_
                 return float(got in gold if isinstance(gold, list) else got == gold)
             return float(open_correct(parse_open(predicted), gold))
         if scoring == "mathverse":
-            return float(mathverse_correct(predicted, str(meta["answer_text"]), str(meta["question_type"])))
+            return float(mathverse_correct(predicted, str(meta["answer_text"]), str(meta["question_type"]),
+                                           meta.get("options")))
         if scoring == "mathvision":
             return float(mathvision_correct(predicted, str(meta["answer_text"]), meta.get("options") or None))
         if scoring == "visualpuzzles":

@@ -17,8 +17,10 @@ with the images inside), also https://github.com/ZrrSkywalker/MathVerse (`data/t
 Pass the folder (`testmini.parquet` is preferred when both are there: it holds the images; `file=` names another
 JSON or parquet in it, e.g. `testmini_text_only.json`) or a file. The
 question is MathVerse's `query_wo` (the prompt of its leaderboard's primary "w/o" score; `prompt="cot"` takes
-`query_cot`). Multiple-choice answers are option letters; the options written in the question ("Choices:\\nA:40°")
-become the task's choices when present (Vision Only items show them in the image). `metadata["category"]` is the
+`query_cot`). Multiple-choice answers are option letters ("D", also written "(C)"); the options written in the
+question ("Choices:\\nA:40°", "Choice:\\nA. 090^\\circ T") become the task's choices when present (Vision Only items
+show them in the image). A few published multiple-choice answers are not one letter (the option's text, "False";
+two letters, "C\\nD"): those items are text tasks with that answer, scored as published (below). `metadata["category"]` is the
 problem version. The Text Only version has no image and is skipped (counted in the log): tasks here are visual.
 
 Scoring (`metadata["scoring"] = "mathverse"`, `rewards.benchmark_scoring`): MathVerse's official evaluation asks
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +43,7 @@ from rollout.task import Task
 
 logger = logging.getLogger(__name__)
 
+_GOLD_LETTER = re.compile(r"^\(?([A-Z])\)?$")  # "D" or "(C)"
 FIELDS = ("sample_index", "problem_version", "question", "image", "answer", "question_type")
 PROMPTS = {"wo": "query_wo", "cot": "query_cot"}
 
@@ -136,10 +140,13 @@ class MathVerseLoader(Loader):
         common = {"id": f"mathverse-{row['sample_index']}", "images": [image], "question": str(query),
                   "source": "mathverse", "split": "testmini", "metadata": meta}
         if qtype == "multi-choice":
-            if len(answer) != 1 or answer not in LETTERS:
-                raise LoaderError(f"{where}: field answer {answer!r} of a multi-choice item is not an option letter")
             choices = parse_option_lines(str(row["question"])) or None
-            if choices is not None and LETTERS.index(answer) >= len(choices):
+            meta["options"] = choices
+            m = _GOLD_LETTER.match(answer)
+            if m is None:  # published quirks: the option's text ("False"), several letters ("C\nD")
+                return Task(answer=answer, answer_type="text", **common)
+            letter = m.group(1)
+            if choices is not None and LETTERS.index(letter) >= len(choices):
                 choices = None  # the question's lines are not the full option list (options in the image)
-            return Task(answer=answer, answer_type="choice", choices=choices, **common)
+            return Task(answer=letter, answer_type="choice", choices=choices, **common)
         return Task(answer=answer, answer_type="text", **common)

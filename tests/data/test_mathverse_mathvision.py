@@ -76,6 +76,26 @@ def test_mathverse_scoring_quick_match(tmp_path: Path) -> None:
     assert not match_answer("14 cm", free).correct  # quick match compares the extraction as written
 
 
+def test_mathverse_published_answer_quirks(tmp_path: Path) -> None:
+    """Multiple-choice answers in testmini.json that are not one letter: "(C)", the option's text, two letters."""
+    root = _mathverse(tmp_path / "MathVerse")
+    tf = "True or false: the distance is the opposite side.\nChoice:\nA. True\nB. False"
+    items = [_mathverse_item("40", "Text Lite", "images_version_1-4/image_1.png", tf, "False", "multi-choice"),
+             _mathverse_item("41", "Text Lite", "images_version_1-4/image_1.png", MV_QUESTION, "(C)", "multi-choice"),
+             _mathverse_item("42", "Text Lite", "images_version_1-4/image_1.png", MV_QUESTION, "C\nD", "multi-choice"),
+             _mathverse_item("43", "Text Lite", "images_version_1-4/image_1.png", "Find the area.",
+                             "Area $=9.4 \\mathrm{~cm}^{2}$", "free-form")]
+    (root / "testmini.json").write_text(json.dumps(items))
+    text, paren, two, area = load_benchmark("mathverse", root)
+    assert (text.answer_type, text.answer, text.metadata["options"]) == ("text", "False", ["True", "False"])
+    assert match_answer("B", text).correct and match_answer("False", text).correct and not match_answer("A", text).correct
+    assert (paren.answer_type, paren.answer) == ("choice", "C") and match_answer("C", paren).correct
+    assert two.answer_type == "text" and not match_answer("C", two).correct
+    # the answer as published, or with the $ / \mathrm wrapping removed that an extracted answer loses; "9.4" alone
+    # needs the judge, as in the official evaluation
+    assert match_answer("Area $=9.4 \\mathrm{~cm}^{2}$", area).correct and not match_answer("9.4", area).correct
+
+
 def test_mathverse_errors(tmp_path: Path) -> None:
     root = _mathverse(tmp_path / "MathVerse")
     items = json.loads((root / "testmini.json").read_text())
