@@ -226,19 +226,13 @@ def match_answer(predicted: str | None, task: Task, params: AnswerMatchParams | 
 
 
 def _benchmark_match(predicted: str, task: Task, scoring: str) -> AnswerMatch:
-    """A benchmark's published rule (`rewards.benchmark_scoring`), asked for by the task's loader."""
-    from rewards.benchmark_scoring import SCORINGS, mathvista_correct, ocrbench_correct
+    """A benchmark's published rule (`rewards.benchmark_scoring`), asked for by the task's loader. Correct means the
+    full score (ChartQAPro's rule gives partial scores; its benchmark figure is the mean `score`)."""
+    from rewards.benchmark_scoring import benchmark_score
 
-    meta = task.metadata or {}
-    text = clean_answer(predicted)
-    if scoring == "ocrbench":
-        answers = [str(a) for a in (meta.get("answers") or [task.answer])]
-        ok = ocrbench_correct(text, answers, ignore_spaces=bool(meta.get("ignore_spaces")))
-    elif scoring == "mathvista":
-        ok = mathvista_correct(text, meta, task.choices)
-    else:
-        raise ValueError(f"task {task.id}: unknown metadata['scoring'] {scoring!r}; valid: {', '.join(SCORINGS)}")
-    return AnswerMatch(float(ok), ok, scoring, predicted)
+    score = benchmark_score(scoring, clean_answer(predicted), task.metadata or {}, task_id=task.id,
+                            answer=task.answer, choices=task.choices)
+    return AnswerMatch(score, score >= 1.0, scoring, predicted)
 
 
 def _match_text(predicted: str, task: Task, params: AnswerMatchParams) -> AnswerMatch:

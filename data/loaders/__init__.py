@@ -2,7 +2,7 @@
 
 Each loader reads the format its benchmark's authors published, from a local path (nothing is downloaded here);
 its module docstring gives the expected layout and where to get the files. `transforms=` builds rotated / flipped
-copies of any benchmark (`data.transformed_tasks`), e.g. CodeVision's OCRBench variants.
+copies of any benchmark (`data.transformed_tasks`), e.g. CodeVision's OCRBench and ChartQAPro variants.
 """
 
 from __future__ import annotations
@@ -12,20 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from data.loaders.base import Loader, LoaderError
+from data.loaders.chartqapro import ChartQAProLoader
 from data.loaders.hf_dataset import HFDatasetLoader
 from data.loaders.hrbench import HRBenchLoader
+from data.loaders.mathverse import MathVerseLoader
+from data.loaders.mathvision import MathVisionLoader
 from data.loaders.mathvista import MathVistaLoader
+from data.loaders.mmmu import MMMULoader
 from data.loaders.mvtoolbench import MVToolBenchLoader
 from data.loaders.ocrbench import OCRBenchLoader
 from data.loaders.vlmsareblind import VLMsAreBlindLoader
 from data.loaders.vlmevalkit import VLMEvalKitLoader
+from data.loaders.visualpuzzles import VisualPuzzlesLoader
 from data.loaders.vstar import VStarLoader
 from data.transformed_tasks import parse_transforms, transformed_variants
 from rollout.task import Task
 
 LOADERS: dict[str, type[Loader]] = {
-    cls.name: cls for cls in (VStarLoader, HRBenchLoader, OCRBenchLoader, MVToolBenchLoader, VLMsAreBlindLoader,
-                              MathVistaLoader, VLMEvalKitLoader, HFDatasetLoader)
+    cls.name: cls for cls in (VStarLoader, HRBenchLoader, OCRBenchLoader, ChartQAProLoader, MVToolBenchLoader,
+                              VLMsAreBlindLoader, MathVistaLoader, MathVerseLoader, MathVisionLoader, MMMULoader,
+                              VisualPuzzlesLoader, VLMEvalKitLoader, HFDatasetLoader)
 }
 
 

@@ -6,7 +6,7 @@ characters or fewer names another row's `index` applies to both). Point the load
 folder and pick one with `version=4k|8k`). Columns:
 
     index, question, answer (the option letter), category (single = FSP, cross = FCP), A, B, C, D,
-    cycle_category, image (the image as base64 text)
+    cycle_category, image (the image as base64 text; an encoded-bytes or {bytes, path} cell is read too)
 
 Images are decoded from base64 and written once to `image_dir` (default: `<file stem>_images/` next to the file),
 named by content hash. The options are appended to the question in the V* style. HR-Bench publishes no evidence
@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from data.loaders.base import Loader, LoaderError, decode_base64_image, iter_parquet_rows, progress_bar, take, \
+from data.loaders.base import Loader, LoaderError, image_cell_bytes, iter_parquet_rows, progress_bar, take, \
     write_image_bytes
 from data.loaders.vlmevalkit import read_tsv, resolve_image_refs
 from data.question_text import with_choices
@@ -64,7 +64,7 @@ class HRBenchLoader(Loader):
         for n, row in enumerate(progress_bar(take(rows, limit), progress, f"hrbench-{tag}")):
             try:
                 choices = [str(row[c]) for c in "ABCD" if row.get(c) not in (None, "") and str(row[c]) != "nan"]
-                image = write_image_bytes(decode_base64_image(row["image"]), out_dir)
+                image = write_image_bytes(image_cell_bytes(row["image"]), out_dir)  # base64 text (or bytes)
                 tasks.append(Task(
                     id=f"hrbench_{tag}-{row['index']}", images=[image],
                     question=with_choices(str(row["question"]), choices, instruction="Answer with the option's letter "

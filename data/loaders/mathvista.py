@@ -12,7 +12,8 @@ Get it from https://github.com/lupantech/MathVista (`data/testmini.json`, `data/
     mathvista/data/testmini-00000-of-00001-*.parquet   # the Hugging Face layout: the same fields plus
                                                        # `decoded_image` ({bytes, path}) and `query`
 
-Pass the folder (the `split=` option picks testmini or test) or a file. Also read: VLMEvalKit's
+Pass the folder (the `split=` option picks testmini or test) or a file. (`annot_testmini.json`, in both places, holds
+extra annotations such as `answer_latex`, not the problems: it is not read.) Also read: VLMEvalKit's
 `MathVista_MINI.tsv` (`data.loaders.vlmevalkit`).
 
 The question a task asks is MathVista's official `query` (the published field; built the same way when a copy lacks
@@ -44,7 +45,8 @@ logger = logging.getLogger(__name__)
 
 def official_query(row: dict[str, Any]) -> str:
     """MathVista's zero-shot query for a problem: the published `query` field, else built as its `build_query.py`
-    does (hint with the answer format and precision, question with unit, choices)."""
+    does (hint with the answer format and precision, question with unit, choices; stripped). Built for the 1000
+    testmini problems of `data/testmini.json`, it equals the published `data/query.json` for every one."""
     if row.get("query"):
         return str(row["query"])
     qtype, atype, precision = row.get("question_type"), row.get("answer_type"), _precision(row.get("precision"))
@@ -67,7 +69,7 @@ def official_query(row: dict[str, Any]) -> str:
     parts = [f"Hint: {hint}", question]
     if row.get("choices") is not None and len(row["choices"]):
         parts.append("Choices:\n" + "\n".join(f"({chr(ord('A') + i)}) {c}" for i, c in enumerate(row["choices"])))
-    return "\n".join(parts)
+    return "\n".join(parts).strip()  # build_query.py strips the query
 
 
 def _precision(value: Any) -> int | None:

@@ -2,8 +2,9 @@
 region, then read it).
 
 The published file is the CodeVision team's `mvtoolbench.parquet` (the test file of their veRL recipe,
-`recipe/codevision/eval.sh` in https://github.com/ByteDance-BandAI/CodeVision), one row per question in veRL's RL
-format:
+`recipe/codevision/eval.sh` in https://github.com/ByteDance-BandAI/CodeVision; the dataset is
+https://huggingface.co/datasets/kkwok/MVToolBench, whose parquet under `data/` is found too), one row per question
+in veRL's RL format:
 
     prompt         the chat messages (the user turn holds "<image>" and the question)
     images         [{"bytes": <encoded image>, "path": ...}]   the image as given (already transformed)
@@ -17,10 +18,19 @@ names (`rotate_90` / `rotate_180` / `rotate_270`: turned counter-clockwise by th
 CodeVision's: the inverse of the transform (their reward expects `rotate_{360 - d}` for `rotate_d`), then `crop`.
 In this project's names (`data.orientation`): `rotate_90` -> `rotate90`, so the task requires `rotate270`.
 
-`bbox` is where the answer is, in the upright image (CodeVision compares it with crops taken after the orientation
-is fixed): the loader maps it into the coordinates of the image as given, as every evidence box is
-(`bbox_frame="given"` takes it as already in those coordinates). Images are written once to `image_dir` (default
-`<file stem>_images/` next to the parquet), named by content hash.
+`bbox` is where the answer is, as x1, y1, x2, y2 pixels. Which image's coordinates they are in is not stated by the
+publishers: in the upright image's (the source annotation's, and the frame of crops taken after the orientation is
+fixed, which CodeVision's reward compares with it), or in the image as given (the dataset card's example, a text line
+12 px wide and 204 px tall on a `rotate_90` item, looks like a turned line). Every evidence box of a task is in the
+given image's coordinates, so the loader decides per file (`bbox_frame="auto"`, the default): upright when every
+box, mapped through the item's transform, fits its image; else given when every box fits as it is; else a
+LoaderError naming the first row that fits neither. `bbox_frame="upright"` / `"given"` force one reading (and
+name the row that does not fit); `metadata["bbox_frame"]` records the reading used. Images are written once to
+`image_dir` (default `<file stem>_images/` next to the parquet), named by content hash.
+
+Scoring of the published file (`metadata["scoring"] = "mvtoolbench"`, `rewards.codevision_scoring`): CodeVision's
+rule-based answer check (numbers equal, strings equal, the last letter or number read from the answer); CodeVision
+asks an LLM judge when the rules fail, which here is the answer-accuracy component's optional `judge`.
 
 Also read, for copies converted by hand: `MVToolBench.jsonl` / `.json` with one object per item, e.g.
 
@@ -84,16 +94,16 @@ class MVToolBenchLoader(Loader):
     homepage: ClassVar[str] = "https://github.com/ByteDance-BandAI/CodeVision"
 
     def load(self, path: Path, *, image_dir: Path | None, limit: int | None, progress: bool,
-             bbox_format: str = "xyxy", bbox_frame: str = "upright", **options: Any) -> list[Task]:
+             bbox_format: str = "xyxy", bbox_frame: str = "auto", **options: Any) -> list[Task]:
         if options:
             raise LoaderError(f"mvtoolbench: unknown option(s) {', '.join(options)}; valid: bbox_format, bbox_frame")
         if bbox_format not in ("xyxy", "xywh"):
             raise LoaderError(f"mvtoolbench: bbox_format must be xyxy or xywh, got {bbox_format!r}")
-        if bbox_frame not in ("upright", "given"):
-            raise LoaderError(f"mvtoolbench: bbox_frame must be upright or given, got {bbox_frame!r}")
+        if bbox_frame not in ("auto", "upright", "given"):
+            raise LoaderError(f"mvtoolbench: bbox_frame must be auto, upright or given, got {bbox_frame!r}")
         if path.is_dir():
-            cands = [path / "mvtoolbench.parquet", *sorted(path.glob("*.parquet")), path / "MVToolBench.jsonl",
-                     path / "MVToolBench.json"]
+            cands = [path / "mvtoolbench.parquet", *sorted(path.glob("*.parquet")), *sorted(path.glob("data/*.parquet")),
+                     path / "MVToolBench.jsonl", path / "MVToolBench.json"]
             file = next((c for c in cands if c.exists()), None)
             if file is None:
                 raise LoaderError(f"mvtoolbench: {path} holds neither mvtoolbench.parquet (the published file) nor "
@@ -185,13 +195,47 @@ def _prompt_question(prompt: Any) -> str | None:
     return None
 
 
+def _fmt(box: list[float]) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in box) + "]"
+
+
+def _fits(b: list[float], size: tuple[int, int]) -> bool:
+    return not (b[0] < -1 or b[1] < -1 or b[2] > size[0] + 1 or b[3] > size[1] + 1 or b[2] <= b[0] or b[3] <= b[1])
+
+
+def _in_frame(box: list[float], applied: str | None, size: tuple[int, int], frame: str) -> list[float]:
+    """`box` read in `frame`'s coordinates, mapped into the given image's (the upright frame is turned by `applied`)."""
+    from data.orientation import map_box, output_size
+
+    if applied is not None and frame == "upright":
+        return list(map_box(box, applied, output_size(size, inverse(applied))))
+    return box
+
+
+def choose_frame(items: list[tuple[str, list[float], str | None, tuple[int, int]]], requested: str, file: Path) -> str:
+    """The frame the file's boxes are in: `requested`, or for `auto` the one in which every box fits its image
+    (upright first, then given). A box that fits no frame asked for is a LoaderError naming its row."""
+    frames = ["upright", "given"] if requested == "auto" else [requested]
+    for frame in frames:
+        if all(_fits(_in_frame(b, applied, size, frame), size) for _, b, applied, size in items):
+            return frame
+    frame = frames[0]
+    where, b, applied, size = next(i for i in items if not _fits(_in_frame(i[1], i[2], i[3], frame), i[3]))
+    if requested == "auto":
+        raise LoaderError(f"{where}: bbox {_fmt(b)} fits the {size[0]}x{size[1]} image as given in neither the upright nor "
+                          f"the given image's coordinates (transform {applied or 'none'}); expected x1, y1, x2, y2 in "
+                          f"pixels ({file})")
+    other = "given" if frame == "upright" else "upright"
+    raise LoaderError(f"{where}: bbox {_fmt(b)} (read in the {frame} image's coordinates) does not fit the "
+                      f"{size[0]}x{size[1]} image as given; if the file's boxes are in the {other} image's "
+                      f"coordinates, pass bbox_frame={other} (or auto)")
+
+
 def parquet_tasks(file: Path, out_dir: Path, *, limit: int | None, progress: bool, bbox_frame: str) -> list[Task]:
     """Tasks of CodeVision's `mvtoolbench.parquet` (see the module docstring)."""
     from PIL import Image
 
-    from data.orientation import map_box, output_size
-
-    tasks = []
+    staged = []
     rows = iter_parquet_rows([file], list(PARQUET_COLUMNS))
     for n, row in enumerate(progress_bar(take(rows, limit), progress, "mvtoolbench")):
         where = f"{file}: row {n}"
@@ -210,28 +254,26 @@ def parquet_tasks(file: Path, out_dir: Path, *, limit: int | None, progress: boo
             size = im.size
         applied, crop = _codevision_transform(extra.get("transform"), where)
         box = extra.get("bbox", extra.get("bbox_2d"))
+        b = [float(v) for v in box] if box is not None and len(box) == 4 else None
+        staged.append((n, where, extra, str(answer).strip(), str(question), paths, size, applied, crop, b))
+    frame = choose_frame([(w, b, a, s) for _, w, _, _, _, _, s, a, _, b in staged if b is not None], bbox_frame, file)
+    tasks = []
+    for n, _where, extra, answer, question, paths, size, applied, crop, b in staged:
         evidence = []
-        if box is not None and len(box) == 4:
-            b = [float(v) for v in box]
-            if applied is not None and bbox_frame == "upright":
-                b = list(map_box(b, applied, output_size(size, inverse(applied))))
-            if b[0] < -1 or b[1] < -1 or b[2] > size[0] + 1 or b[3] > size[1] + 1 or b[2] <= b[0] or b[3] <= b[1]:
-                other = "given" if bbox_frame == "upright" else "upright"
-                raise LoaderError(f"{where}: bbox {list(box)} (read in the {bbox_frame} image's coordinates) does not "
-                                  f"fit the {size[0]}x{size[1]} image as given; if the file's boxes are in the "
-                                  f"{other} image's coordinates, pass bbox_frame={other}")
-            evidence = [{"box": [max(0.0, b[0]), max(0.0, b[1]), min(float(size[0]), b[2]), min(float(size[1]), b[3])],
+        if b is not None:
+            g = _in_frame(b, applied, size, frame)
+            evidence = [{"box": [max(0.0, g[0]), max(0.0, g[1]), min(float(size[0]), g[2]), min(float(size[1]), g[3])],
                          "image": 0}]
         required = ([inverse(applied)] if applied else []) + (["crop"] if crop and evidence else [])
-        choices = parse_option_lines(str(question)) or None
-        answer = str(answer).strip()
+        choices = parse_option_lines(question) or None
         is_letter = choices is not None and len(answer) == 1 and answer.upper() in LETTERS[: len(choices)]
         item_id = extra.get("index", extra.get("id", n))
         tasks.append(Task(
-            id=f"mvtoolbench-{item_id}", images=paths, question=str(question),
+            id=f"mvtoolbench-{item_id}", images=paths, question=question,
             answer=answer.upper() if is_letter else answer, answer_type="choice" if is_letter else "text",
             choices=choices if is_letter else None, evidence=evidence, required_ops=required,
             source="mvtoolbench", split="test",
             metadata={"transform": applied or "none", "codevision_transform": _as_list(extra.get("transform")),
-                      "task_type": "mvtoolbench", "image_size": list(size)}))
+                      "task_type": "mvtoolbench", "image_size": list(size), "bbox_frame": frame,
+                      "dataset_name": extra.get("dataset_name"), "scoring": "mvtoolbench", "answer_text": answer}))
     return tasks

@@ -10,8 +10,9 @@ official evaluation scripts read, `--OCRBench_file` and `--image_folder`):
                              "type": "Regular Text Recognition"}, ...]
       OCRBench_Images/     IIIT5K/..., svt/..., ...
 
-Pass the folder (or the JSON file; `image_root=` overrides where images are looked up). Also read: VLMEvalKit's
-`OCRBench.tsv` (`codevl data convert vlmevalkit OCRBench.tsv`, `data.loaders.vlmevalkit`).
+Pass the folder (or the JSON file; `image_root=` overrides where images are looked up). The repository's own
+layout, `OCRBench/json_files/OCRBench.json` with `OCRBench_Images/` inside `OCRBench/` or beside it, is found too.
+Also read: VLMEvalKit's `OCRBench.tsv` (`codevl data convert vlmevalkit OCRBench.tsv`, `data.loaders.vlmevalkit`).
 
 Quirk of the published file: `id` is not unique (113 ids are shared by 256 items, numbered per source dataset), so
 task ids come from the row position: `ocrbench-<row>` (0-based), with the published id kept in
@@ -55,11 +56,17 @@ class OCRBenchLoader(Loader):
         if options:
             raise LoaderError(f"ocrbench: unknown option(s) {', '.join(options)}; valid: image_root (and transforms "
                               "for any loader)")
-        file = path / "OCRBench.json" if path.is_dir() else path
+        file = path
+        if path.is_dir():  # the folder as documented, or the repository's OCRBench/ (json_files/OCRBench.json)
+            file = next((c for c in (path / "OCRBench.json", path / "json_files" / "OCRBench.json",
+                                     path / "OCRBench" / "OCRBench.json") if c.exists()), path / "OCRBench.json")
         require(file, "OCRBench.json (from the MultimodalOCR repository's OCRBench folder)", self.name)
-        root = Path(image_root) if image_root else file.parent / "OCRBench_Images"
-        if not root.exists() and image_root is None:
-            root = file.parent
+        if image_root:
+            root = Path(image_root)
+        else:  # OCRBench_Images/ next to the JSON, in the folder given, one level up (json_files/..), or beside it
+            cands = [file.parent / "OCRBench_Images", path / "OCRBench_Images", file.parent.parent / "OCRBench_Images",
+                     path.parent / "OCRBench_Images"]
+            root = next((c for c in cands if c.is_dir()), file.parent)
         try:
             items = json.loads(file.read_text())
         except json.JSONDecodeError as exc:

@@ -1,5 +1,5 @@
 """VLMEvalKit's benchmark TSV files (https://github.com/open-compass/VLMEvalKit): VStarBench, HRBench4K/8K,
-OCRBench, MathVista_MINI, VLMBlind.
+OCRBench, MathVista_MINI, MathVision / MathVision_MINI, VLMBlind.
 
 Get them: VLMEvalKit downloads `<name>.tsv` into `~/LMUData/` on first use (URLs in its `vlmeval/dataset/*.py`);
 copy those files here. Pass one file; the dataset is recognised from the file name (or `dataset=`).
@@ -16,10 +16,12 @@ Format (VLMEvalKit's `ImageBaseDataset`): tab-separated, a header row, one quest
     A, B, ...  options of multiple-choice datasets (empty cells: fewer options)
 
 plus per-dataset columns: `category` (VStarBench, HRBench, OCRBench: the item type, HME formulas are category
-"Handwritten Mathematical Expression Recognition"; VLMBlind: the task), OCRBench's `answer` is a Python list of
+"Handwritten Mathematical Expression Recognition"), VLMBlind's `task` and `answers` (its ground-truth column, as
+VLMEvalKit's `VLMBlind.evaluate` reads it; `category` and `answer` are read too), OCRBench's `answer` is a Python list of
 acceptable answers; MathVista_MINI has `question_type`, `answer_type`, `precision`, `choices` (a Python list),
 `answer_option` (the correct letter), `unit`, `task`, `skills`, and its `question` is MathVista's full query (hint,
-question, choices).
+question, choices); MathVision's `choices` is a Python list (empty for open questions), its `answer` the letter or
+the value, and `category` the subject (the columns VLMEvalKit's `mathv.py` reads); scored by MATH-Vision's rules.
 
 Images are decoded once into `image_dir` (default `<file stem>_images/` next to the file), named by content hash.
 Scoring follows each benchmark's published rule where the project has it (`metadata["scoring"]`: OCRBench's
@@ -37,7 +39,7 @@ from typing import Any, ClassVar
 from data.loaders.base import Loader, LoaderError, decode_base64_image, progress_bar, write_image_bytes
 from data.loaders.mathvista import mathvista_metadata
 from data.loaders.ocrbench import ocrbench_metadata
-from data.loaders.vlmsareblind import parse_groundtruth
+from data.loaders.vlmsareblind import answer_text, parse_groundtruth
 from data.question_text import LETTERS, with_choices
 from rollout.task import Task
 
@@ -49,6 +51,8 @@ DATASETS: dict[str, tuple[str, ...]] = {  # name -> columns it needs besides ind
     "HRBench8K": ("A", "B"),
     "OCRBench": ("category",),
     "MathVista_MINI": ("question_type", "answer_type"),
+    "MathVision": ("choices",),
+    "MathVision_MINI": ("choices",),
     "VLMBlind": (),
 }
 BASE_COLUMNS = ("index", "question", "answer")
@@ -130,7 +134,8 @@ def _options(row: dict[str, Any]) -> list[str]:
 
 class VLMEvalKitLoader(Loader):
     name: ClassVar[str] = "vlmevalkit"
-    description: ClassVar[str] = "VLMEvalKit TSV files: VStarBench, HRBench4K/8K, OCRBench, MathVista_MINI, VLMBlind"
+    description: ClassVar[str] = ("VLMEvalKit TSV files: VStarBench, HRBench4K/8K, OCRBench, MathVista_MINI, MathVision, "
+                                  "VLMBlind")
     homepage: ClassVar[str] = "https://github.com/open-compass/VLMEvalKit"
     embeds_images: ClassVar[bool] = True
 
@@ -145,7 +150,11 @@ class VLMEvalKitLoader(Loader):
         if not path.exists():
             raise LoaderError(f"vlmevalkit: {path} not found; expected a VLMEvalKit TSV such as OCRBench.tsv")
         name = dataset_of(path, dataset)
-        rows = read_tsv(path, (*BASE_COLUMNS, *DATASETS[name]))
+        base = ("index", "question") if name == "VLMBlind" else BASE_COLUMNS
+        rows = read_tsv(path, (*base, *DATASETS[name]))
+        if name == "VLMBlind" and rows and "answers" not in rows[0] and "answer" not in rows[0]:
+            raise LoaderError(f"{path}: missing column answers (VLMEvalKit's VLMBlind.tsv names the ground truth "
+                              f"`answers`; `answer` is read too); found: {', '.join(rows[0])}")
         out_dir = image_dir or self.default_image_dir(path)
         tasks = []
         for n, row in enumerate(progress_bar(rows[:limit] if limit is not None else rows, progress, name), 1):
@@ -173,7 +182,8 @@ class VLMEvalKitLoader(Loader):
     @staticmethod
     def _task(name: str, row: dict[str, Any], images: list[str]) -> Task:
         index = str(row["index"]).strip()
-        question, answer = str(row["question"]), str(row["answer"]).strip()
+        answer_cell = row["answers"] if name == "VLMBlind" and "answers" in row else row["answer"]
+        question, answer = str(row["question"]), str(answer_cell).strip()
         tid = f"{name.lower()}-{index}"
         common = {"source": name.lower(), "split": "test"}
         if name in ("VStarBench", "HRBench4K", "HRBench8K"):
@@ -186,6 +196,16 @@ class VLMEvalKitLoader(Loader):
             return Task(id=tid, images=images, question=question, answer=answers[0], answer_type="text", **common,
                         metadata=ocrbench_metadata(answers, row.get("dataset_name") or None, str(row["category"]),
                                                    index))
+        if name in ("MathVision", "MathVision_MINI"):
+            cell = str(row.get("choices") or "").strip()
+            options = [] if cell in ("", "[]", "nan") else _cells_to_list(cell)
+            meta = {"scoring": "mathvision", "answer_text": answer, "options": options, "index": index,
+                    "category": row.get("category"), "task_type": "mathvision"}
+            if options and len(answer) == 1 and answer in LETTERS[: len(options)]:
+                return Task(id=tid, images=images, question=question, answer=answer, answer_type="choice",
+                            choices=options, **common, metadata=meta)
+            return Task(id=tid, images=images, question=question, answer=answer, answer_type="text", **common,
+                        metadata=meta)
         if name == "MathVista_MINI":
             qtype, atype = str(row["question_type"]), str(row["answer_type"])
             choices = _cells_to_list(str(row.get("choices") or "")) if qtype == "multi_choice" else None  # type: ignore[assignment]
@@ -205,6 +225,8 @@ class VLMEvalKitLoader(Loader):
             return Task(id=tid, images=images, question=question, answer=answer, answer_type="text", **common,
                         metadata=meta)
         value, atype = parse_groundtruth(answer)  # VLMBlind
+        task = row.get("task") or row.get("category")
         return Task(id=tid, images=images, question=question, answer=value, answer_type=atype,
-                    **common, metadata={"task": row.get("category"), "groundtruth": answer, "index": index,
-                                        "task_type": "vlmsareblind"})
+                    **common, metadata={"task": task, "groundtruth": answer, "index": index,
+                                        "task_type": "vlmsareblind", "scoring": "vlmsareblind",
+                                        "answer_text": answer_text(answer)})

@@ -13,6 +13,10 @@ machine with internet. Columns:
 Pass the dataset folder or a parquet file. Answers are read without their braces; a purely numeric answer becomes a
 number task, anything else (Yes/No, letters, "3,4" for grids) a text task. Images go to `image_dir` (default
 `<file stem>_images/`), named by content hash. `tasks=` keeps only the listed task names.
+
+Scoring (`metadata["scoring"] = "vlmsareblind"`, `rewards.vlmsareblind_scoring`): the per-task rules VLMEvalKit
+publishes for this benchmark (bracketed answer equal, "Yes"/"No" contained, counts contained, grid rows and
+columns), applied to `metadata["answer_text"]` (the groundtruth without brackets).
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 def parse_groundtruth(value: Any) -> tuple[str | float, str]:
     """(answer, answer_type) from a groundtruth cell: braces stripped; numbers become numbers."""
-    text = str(value).strip()
-    if text.startswith("{") and text.endswith("}"):
-        text = text[1:-1].strip()
+    text = answer_text(value)
     if _NUMBER.match(text):
         return float(text), "number"
     return text, "text"
+
+
+def answer_text(value: Any) -> str:
+    """The groundtruth as text without its curly brackets ("{3}" -> "3"), what the published rule compares."""
+    text = str(value).strip()
+    return text[1:-1].strip() if text.startswith("{") and text.endswith("}") else text
 
 
 def _slug(task: str) -> str:
@@ -79,7 +87,8 @@ class VLMsAreBlindLoader(Loader):
             out.append(Task(id=f"vlmsareblind-{_slug(row['task'])}-{i}", images=[image], question=str(row["prompt"]),
                             answer=answer, answer_type=atype, source="vlmsareblind", split="test",
                             metadata={"task": row["task"], "task_type": "vlmsareblind", "generation": meta,
-                                      "groundtruth": str(row["groundtruth"])}))
+                                      "groundtruth": str(row["groundtruth"]), "scoring": "vlmsareblind",
+                                      "answer_text": answer_text(row["groundtruth"])}))
             n += 1
         if keep is not None and not out:
             raise LoaderError(f"vlmsareblind: no rows with task in {sorted(keep)}")

@@ -130,9 +130,34 @@ def test_mvtoolbench_parquet_as_published(tmp_path: Path) -> None:
     assert task.evidence[0].box == (10.0, 8.0, 18.0, 20.0)
     given = np.asarray(Image.open(task.images[0]).convert("RGB"))
     assert given.shape == (60, 40, 3) and (given[8:20, 10:18] == 255).all() and (given[:8] != 255).all()
+    assert task.metadata["bbox_frame"] == "upright"  # auto: only the upright reading fits the 40x60 image
     with pytest.raises(LoaderError, match=r"bbox \[40, 10, 52, 18\] .* does not fit the 40x60 image as given; .*"
                                           "pass bbox_frame=upright"):
         load_benchmark("mvtoolbench", tmp_path / "mvtoolbench.parquet", image_dir=tmp_path / "img", bbox_frame="given")
+
+
+def test_mvtoolbench_bbox_frame_is_decided_per_file(tmp_path: Path) -> None:
+    # boxes in the turned (given, 40x60) image's coordinates. [10, 8, 18, 20] fits either way (read as upright in the
+    # 60x40 image it maps by rotate90 to (y1, 60 - x2, y2, 60 - x1) = (8, 42, 20, 50)); [2, 45, 38, 58] fits only as
+    # given (as upright, y2 = 58 > 40). Auto takes upright only when every box fits so, hence: given for both.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _mvtoolbench_parquet(tmp_path / "one.parquet")
+    row = pq.read_table(tmp_path / "one.parquet").to_pylist()[0]
+    given_rows = [dict(row, extra_info={**row["extra_info"], "bbox": bbox, "index": i})
+                  for i, bbox in enumerate(([10, 8, 18, 20], [2, 45, 38, 58]))]
+    (tmp_path / "given").mkdir()
+    pq.write_table(pa.Table.from_pylist(given_rows), tmp_path / "given" / "mvtoolbench.parquet")
+    tasks = load_benchmark("mvtoolbench", tmp_path / "given", image_dir=tmp_path / "img")
+    assert [t.metadata["bbox_frame"] for t in tasks] == ["given", "given"]
+    assert tasks[0].evidence[0].box == (10.0, 8.0, 18.0, 20.0) and tasks[1].evidence[0].box == (2.0, 45.0, 38.0, 58.0)
+    bad_rows = [dict(given_rows[0], extra_info={**given_rows[0]["extra_info"], "bbox": [0, 0, 500, 500]})]
+    (tmp_path / "bad").mkdir()
+    pq.write_table(pa.Table.from_pylist(bad_rows), tmp_path / "bad" / "mvtoolbench.parquet")
+    with pytest.raises(LoaderError, match=r"mvtoolbench.parquet: row 0: bbox \[0, 0, 500, 500\] fits the 40x60 image "
+                                          "as given in neither the upright nor the given image's coordinates"):
+        load_benchmark("mvtoolbench", tmp_path / "bad", image_dir=tmp_path / "img")
 
 
 def test_mvtoolbench_bad_input_names_what_was_expected_and_where(tmp_path: Path) -> None:
@@ -262,3 +287,32 @@ def test_vlmevalkit_tsv_every_supported_dataset(tmp_path: Path) -> None:
                                           [["0", img, "q", "A"]]))
     with pytest.raises(LoaderError, match="cannot tell the dataset from the file name mystery.tsv"):
         load_benchmark("vlmevalkit", _tsv(tmp_path / "mystery.tsv", ["index"], []))
+
+
+def test_ocrbench_repository_layout(tmp_path: Path) -> None:
+    """The MultimodalOCR repository keeps the file at OCRBench/json_files/OCRBench.json; the images archive unpacks
+    to OCRBench_Images/ beside the OCRBench/ folder."""
+    src = _ocrbench(tmp_path / "flat")
+    (tmp_path / "repo" / "OCRBench" / "json_files").mkdir(parents=True)
+    (src / "OCRBench.json").rename(tmp_path / "repo" / "OCRBench" / "json_files" / "OCRBench.json")
+    (src / "OCRBench_Images").rename(tmp_path / "repo" / "OCRBench_Images")
+    tasks = load_benchmark("ocrbench", tmp_path / "repo" / "OCRBench")
+    assert len(tasks) == 3 and Path(tasks[0].images[0]).parts[-3:] == ("OCRBench_Images", "IIIT5K", "a.png")
+
+
+def test_mvtoolbench_scored_by_codevisions_rule_path(tmp_path: Path) -> None:
+    from rewards.codevision_scoring import codevision_equivalent
+
+    _mvtoolbench_parquet(tmp_path / "mvtoolbench.parquet")
+    (task,) = load_benchmark("mvtoolbench", tmp_path, image_dir=tmp_path / "img")
+    assert task.metadata["scoring"] == "mvtoolbench" and task.metadata["answer_text"] == "A"
+    # a letter answer: the last standalone A-D of the upper-cased prediction
+    assert match_answer("A", task).correct and match_answer("I think (B)... no, A", task).correct
+    assert not match_answer("B", task).correct
+    # numbers: equal as floats, or the last number read, within 1e-4 (|0.50001 - 0.5| = 1e-5); "1/2" reads as its
+    # last number, 2, as in CodeVision's code
+    assert codevision_equivalent("2.0", "2") and codevision_equivalent("there are 2", "2")
+    assert codevision_equivalent("0.50001", "0.5") and not codevision_equivalent("0.51", "0.5")
+    assert not codevision_equivalent("1/2", "0.5")
+    # text: exact string equality only (CodeVision leaves the rest to its LLM judge)
+    assert codevision_equivalent("park", "park") and not codevision_equivalent("Park", "park")

@@ -165,10 +165,10 @@ def test_hf_loader_reads_saved_task_datasets_and_named_columns(tmp_path: Path) -
 
 
 def test_registry_and_missing_paths() -> None:
-    assert set(LOADERS) == {"vstar", "hrbench", "ocrbench", "mvtoolbench", "vlmsareblind", "mathvista", "vlmevalkit",
-                            "hf"}
+    assert set(LOADERS) == {"vstar", "hrbench", "ocrbench", "chartqapro", "mvtoolbench", "vlmsareblind", "mathvista",
+                            "mathverse", "mathvision", "mmmu", "visualpuzzles", "vlmevalkit", "hf"}
     with pytest.raises(ValueError, match="valid benchmarks: vstar, hrbench, ocrbench"):
-        load_benchmark("mmmu", FIX)
+        load_benchmark("mmmu_pro", FIX)
     with pytest.raises(LoaderError, match="OCRBench.json.*not found|not found.*OCRBench.json"):
         load_benchmark("ocrbench", FIX / "nowhere")
     with pytest.raises(LoaderError, match="unknown option"):

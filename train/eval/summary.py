@@ -1,7 +1,8 @@
 """Evaluation tables from sample records: accuracy (overall, per source / category / transform), tool use,
 the CodeV faithfulness 2x2 table, reward and timing; and their text form.
 
-Accuracy is the share of correct answers among the samples that were scored. Samples whose episode failed
+Accuracy is the share of correct answers among the samples that were scored; where a benchmark's rule gives partial
+credit (ChartQAPro), `mean_score` is its published figure, the mean of the samples' scores. Samples whose episode failed
 (engine or sandbox error) are not answers: they are counted under `failed` and left out of every accuracy, and so
 are samples whose correctness could not be decided (a failed answer judge, `unscored`); neither is a silent 0.
 """
@@ -21,7 +22,11 @@ GROUP_DIMENSIONS = ("source", "category", "transform")
 def _acc(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     scored = [r for r in records if not r.get("failed") and r.get("correct") is not None]
     n_ok = sum(bool(r["correct"]) for r in scored)
-    return {"n": len(scored), "correct": n_ok, "accuracy": round(n_ok / len(scored), 6) if scored else None}
+    out = {"n": len(scored), "correct": n_ok, "accuracy": round(n_ok / len(scored), 6) if scored else None}
+    scores = [float(r["score"]) for r in scored if r.get("score") is not None]
+    if any(0.0 < s < 1.0 for s in scores):  # partial credit (e.g. ChartQAPro): its benchmark figure is the mean score
+        out["mean_score"] = round(sum(scores) / len(scores), 6)
+    return out
 
 
 def _mean(xs: Sequence[float]) -> float | None:
