@@ -245,7 +245,8 @@ class RLTrainer:
         from train.rl_batch import make_sample, micro_batches, split_minibatches
 
         c, a = self.cfg, self.cfg.algo
-        pixels = ProcessedImages(self.processor)  # each of the step's images processed once
+        # each of the step's images processed once: the HF engine has processed them already (same processor)
+        pixels = getattr(self.engine, "image_cache", None) or ProcessedImages(self.processor)
         samples = [make_sample(i, t, self.processor, episode_adv=ep_adv[i], step_adv=step_adv[i],
                                step_coef=a.step_advantage_coef, pixels=pixels)
                    for i, (t, x) in enumerate(zip(batch.trajectories, batch.excluded, strict=True)) if x is None]

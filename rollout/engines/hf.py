@@ -108,6 +108,11 @@ class HFEngine(TokenEngine):
         return self._processor
 
     @property
+    def image_cache(self) -> ProcessedImages:
+        """The processed pixels of every image this engine has seen (the trainer reuses them for the update)."""
+        return self._images
+
+    @property
     def stats(self) -> dict[str, int]:
         return {"batches": self._batcher.batches, "requests": self._batcher.requests,
                 "images_processed": self._images.misses, "images_reused": self._images.hits,
