@@ -70,10 +70,13 @@ class HFEngine(TokenEngine):
     weight_sync = "shared"
 
     def __init__(self, model: Any, processor: Any, *, max_batch_size: int = 16, wait_s: float = 0.002,
-                 banned_tokens: Sequence[str] = BANNED_TOKENS) -> None:
+                 banned_tokens: Sequence[str] = BANNED_TOKENS, image_cache_gib: float = 4.0) -> None:
+        """`image_cache_gib`: host memory for processed images (fp32 pixel values: ~23 MiB per image at Qwen2.5-VL's
+        1280 vision tokens), least recently used first out; an RL step's input images and the crops of its episodes
+        should fit, or later turns process them again."""
         self.model = model
         self._processor = processor
-        self._images = ProcessedImages(processor)
+        self._images = ProcessedImages(processor, max_bytes=int(image_cache_gib * (1 << 30)))
         self._tokenizer = processor.tokenizer
         tok = self._tokenizer
         self.banned_ids = special_token_ids(tok, banned_tokens)
