@@ -34,8 +34,10 @@ def _read_value(prediction: str, ground_truth: str) -> str | None:
         return numbers[-1] if numbers else None
 
 
-def codevision_equivalent(prediction: str, ground_truth: str) -> bool:
-    """CodeVision's `are_answers_equivalent` (see the module docstring)."""
+def codevision_equivalent(prediction: str | None, ground_truth: str, tolerance: float = TOLERANCE) -> bool:
+    """CodeVision's `are_answers_equivalent` (see the module docstring); no prediction is not equivalent."""
+    if prediction is None:
+        return False
     try:
         if float(prediction) == float(ground_truth):
             return True
@@ -49,6 +51,6 @@ def codevision_equivalent(prediction: str, ground_truth: str) -> bool:
     if value.upper() == gold.upper():
         return True
     try:
-        return abs(float(Fraction(value)) - float(Fraction(gold))) <= TOLERANCE
-    except (ValueError, ZeroDivisionError):
+        return abs(float(Fraction(value)) - float(Fraction(gold))) <= tolerance
+    except (ValueError, ZeroDivisionError, OverflowError):
         return False

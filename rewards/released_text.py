@@ -23,13 +23,10 @@ Answer rules (`pick_answer`):
   `<answer>\n\\boxed{...}\n</answer>` of the response, exactly so (newlines included), unless what it holds
   contains `<interpreter>`, `<answer>` or `\\boxed` (scored 0);
 - `closed`: `pyvision` without the exact layout: the protocol's answer, none when the final message's answer tags
-  are unbalanced (this package's PyVision protocol asks for `<answer>\\boxed{...}</answer>` without the newlines).
+  are unbalanced (for rollouts that write `<answer>\\boxed{...}</answer>` without the newlines).
 
-CodeVision's answer rule (`codevision_equivalent`, recipe/codevision/reward.py `are_answers_equivalent`): equal
-as numbers, or (when either is not a number) as strings; else, for a gold letter A-D, the last standalone letter
-A-D of the upper-cased prediction; otherwise the prediction as a number, or its last number; that equals the gold
-ignoring case, or is within 1e-4 of it as a fraction. What the rule rejects goes to the released LLM judge (0
-without one).
+CodeVision's answer rule, recipe/codevision/reward.py `are_answers_equivalent`, is
+`rewards.codevision_scoring.codevision_equivalent` (one place: the reward and the MVToolBench benchmark use it).
 
 Format checks (1 = well formed): `codevision_format_ok` (CodeVision verl/workers/reward_manager/uvtr.py
 `_compute_format_reward`), `codev_format_ok` (CodeV vl_agent.py `check_format_errors` plus the answer errors of
@@ -39,7 +36,6 @@ Format checks (1 = well formed): `codevision_format_ok` (CodeVision verl/workers
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 from typing import Literal
 
 from rollout.trajectory import Trajectory
@@ -170,39 +166,3 @@ def deepeyes_format_error(text: str) -> bool:
     """DeepEyes `compute_score`: unbalanced `<think>` tags, or unbalanced answer tags after the last `</think>`
     (the vision-token check has nothing to count in recorded text)."""
     return text.count("<think>") != text.count("</think>") or not tags_balanced(text.split("</think>")[-1])
-
-
-def _codevision_extract(prediction: str, gold: str) -> str | None:
-    """reward.py `verify_answer_rule`: the letter or number a prediction states, or None."""
-    if not prediction:
-        return None
-    text = prediction.upper()
-    if gold.upper() in ("A", "B", "C", "D"):
-        letters = re.findall(r"\b([A-D])\b", text)
-        return letters[-1] if letters else None
-    try:
-        return str(float(prediction))
-    except ValueError:
-        numbers = re.findall(r"[-+]?\d*\.?\d+", text)
-        return numbers[-1] if numbers else None
-
-
-def codevision_equivalent(prediction: str | None, gold: str, tolerance: float = 1e-4) -> bool:
-    """reward.py `are_answers_equivalent` (see the module docstring)."""
-    if prediction is None:
-        return False
-    try:
-        if float(prediction) == float(gold):
-            return True
-    except ValueError:
-        if prediction == gold:
-            return True
-    stated = _codevision_extract(prediction, gold)
-    if stated is None:
-        return False
-    if stated.upper() == gold.strip().upper():
-        return True
-    try:
-        return abs(float(Fraction(stated)) - float(Fraction(gold.strip()))) <= tolerance
-    except (ValueError, ZeroDivisionError, OverflowError):
-        return False

@@ -22,7 +22,8 @@ from rewards.context import ScoringContext
 from rewards.errors import JudgeFailed
 from rewards.judge import JudgeConfig, JudgeReply, get_judge, parse_tagged_number, text_part
 from rewards.registry import register
-from rewards.released_text import AnswerRule, codevision_equivalent, pick_answer
+from rewards.codevision_scoring import codevision_equivalent
+from rewards.released_text import AnswerRule, pick_answer
 from rollout.task import AnswerType
 from rollout.trajectory import Trajectory
 

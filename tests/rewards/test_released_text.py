@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 
 from rewards import RewardSet, build_component, load_reward_set
-from rewards.released_text import (codev_answer, codev_format_ok, codevision_answer, codevision_equivalent,
-                                   codevision_format_ok,
+from rewards.codevision_scoring import codevision_equivalent
+from rewards.released_text import (codev_answer, codev_format_ok, codevision_answer, codevision_format_ok,
                                    deepeyes_format_error, pick_answer)
 from rollout.trajectory import FinishReason
 from tests.rewards.builders import crop, ok, task, trajectory
