@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train.config import ConfigError, load_config, resolved_yaml
+from train.config import load_config, resolved_yaml
 from train.config.loader import project_path
 from train.config.rl import RLConfig
 
@@ -29,33 +29,32 @@ def interrupted(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate (and with --dry-run print) the config, tasks and reward set, then train; user errors are messages."""
-    from data.task_file import TaskFileError
-    from rewards.errors import RewardConfigError
-    from train.model.paths import ModelPathError
-    from train.rl import RLRunError, run_rl
-    from train.run_files import RunDirError
-
+    """Validate (and with --dry-run print) the config, tasks and reward set, then train. A user's mistake raises
+    one of the types `train.user_errors` maps to a message and an exit code; a task file named in the config that
+    is missing is the run's data failing (exit 1, as `codevl sft` reports a missing data file), not a bad option."""
     try:
-        cfg = load_config(RLConfig, str(project_path(args.config)), args.overrides)
-        if args.dry_run:
-            from data import read_tasks
-            from rewards import load_reward_set
-
-            n = sum(len(read_tasks(str(project_path(f)))) for f in cfg.data.train_files)
-            rs = load_reward_set(str(project_path(cfg.rewards)))
-            if cfg.rollout.engine == "vllm_colocate":  # the engine is built in this process: vLLM must import
-                from rollout.engines.vllm_requests import import_vllm
-
-                import_vllm()
-            print(resolved_yaml(cfg), end="")
-            print(f"# {n} tasks; reward set {rs.name!r}: {', '.join(c.key for c in rs)}")
-            return 0
-        run_rl(cfg)
-    except (ConfigError, RewardConfigError, ModelPathError, RunDirError) as exc:
-        print(f"codevl rl: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, (ConfigError, RewardConfigError)) else 1
-    except (TaskFileError, FileNotFoundError, IsADirectoryError, RLRunError) as exc:
+        return _run(args)
+    except (FileNotFoundError, IsADirectoryError) as exc:
         print(f"codevl rl: {exc}", file=sys.stderr)
         return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from train.rl import run_rl
+
+    cfg = load_config(RLConfig, str(project_path(args.config)), args.overrides)
+    if args.dry_run:
+        from data import read_tasks
+        from rewards import load_reward_set
+
+        n = sum(len(read_tasks(str(project_path(f)))) for f in cfg.data.train_files)
+        rs = load_reward_set(str(project_path(cfg.rewards)))
+        if cfg.rollout.engine == "vllm_colocate":  # the engine is built in this process: vLLM must import
+            from rollout.engines.vllm_requests import import_vllm
+
+            import_vllm()
+        print(resolved_yaml(cfg), end="")
+        print(f"# {n} tasks; reward set {rs.name!r}: {', '.join(c.key for c in rs)}")
+        return 0
+    run_rl(cfg)
     return 0

@@ -8,9 +8,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from train.config import ConfigError, load_config, resolved_yaml
+from train.config import load_config, resolved_yaml
 from train.config.loader import project_path
 from train.config.sft import SFTConfig
 
@@ -28,25 +27,19 @@ def interrupted(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate (and with --dry-run print) the config and data, then train; user errors are messages."""
-    from train.model.paths import ModelPathError
-    from train.run_files import RunDirError
+    """Validate (and with --dry-run print) the config and data, then train. A user's mistake raises one of the
+    types `train.user_errors` maps to a message and an exit code."""
     from train.sft import build_datasets, run_sft
-    from train.sft_dataset import SFTDataError
 
-    try:
-        cfg = load_config(SFTConfig, str(project_path(args.config)), args.overrides)
-        if args.dry_run:
-            from train.model.processor import load_processor
+    cfg = load_config(SFTConfig, str(project_path(args.config)), args.overrides)
+    if args.dry_run:
+        from train.model.processor import load_processor
 
-            processor = load_processor(cfg.model.name_or_path, min_pixels=cfg.model.min_pixels,
-                                       max_pixels=cfg.model.max_pixels)
-            _, _, info = build_datasets(cfg, processor)
-            print(resolved_yaml(cfg), end="")
-            print(f"# data: {info['summary']}")
-            return 0
-        run_sft(cfg)
-    except (ConfigError, SFTDataError, RunDirError, ModelPathError) as exc:
-        print(f"codevl sft: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        processor = load_processor(cfg.model.name_or_path, min_pixels=cfg.model.min_pixels,
+                                   max_pixels=cfg.model.max_pixels)
+        _, _, info = build_datasets(cfg, processor)
+        print(resolved_yaml(cfg), end="")
+        print(f"# data: {info['summary']}")
+        return 0
+    run_sft(cfg)
     return 0
