@@ -49,28 +49,11 @@ _NUMBER_OPS: dict[type, Callable[[float, float], float]] = {
 Value = float | list[float] | None
 
 
-def _literal(node: ast.AST) -> float | None:
-    """A number expression without names: literals, unary +/-, + - * / // % (None otherwise or on an error)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):  # bool is an int, as released
-        return float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        v = _literal(node.operand)
-        return None if v is None else (v if isinstance(node.op, ast.UAdd) else -v)
-    if isinstance(node, ast.BinOp) and type(node.op) in _NUMBER_OPS:
-        a, b = _literal(node.left), _literal(node.right)
-        if a is None or b is None:
-            return None
-        try:
-            return _NUMBER_OPS[type(node.op)](a, b)
-        except (ArithmeticError, ValueError):
-            return None
-    return None
-
-
 def number(text: str) -> float | None:
-    """`text` evaluated as a number expression without names (None when it is not one)."""
+    """`text` evaluated as a number expression without names or calls: literals (a bool is an int, as released),
+    unary +/-, + - * / // % (None when it is not one, or on an arithmetic error)."""
     try:
-        return _literal(ast.parse(text.strip(), mode="eval").body)
+        return _as_float(_evaluate(ast.parse(text.strip(), mode="eval").body, {}, calls=False))
     except (SyntaxError, ValueError):
         return None
 
@@ -79,18 +62,18 @@ def _as_float(v: Value) -> float | None:
     return v if isinstance(v, float) else None
 
 
-def _evaluate(node: ast.AST, env: dict[str, float | list[float]]) -> Value:
-    """A number or a list of numbers from literals, names bound in `env`, arithmetic, tuples / lists and the
-    calls int, float, abs, round, min, max, tuple, list; None when the expression is anything else."""
+def _evaluate(node: ast.AST, env: dict[str, float | list[float]], *, calls: bool = True) -> Value:
+    """A number or a list of numbers from literals, names bound in `env`, arithmetic, tuples / lists and (with
+    `calls`) the calls int, float, abs, round, min, max, tuple, list; None when the expression is anything else."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
         return float(node.value)
     if isinstance(node, ast.Name):
         return env.get(node.id)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        v = _as_float(_evaluate(node.operand, env))
+        v = _as_float(_evaluate(node.operand, env, calls=calls))
         return None if v is None else (v if isinstance(node.op, ast.UAdd) else -v)
     if isinstance(node, ast.BinOp) and type(node.op) in _NUMBER_OPS:
-        a, b = _as_float(_evaluate(node.left, env)), _as_float(_evaluate(node.right, env))
+        a, b = _as_float(_evaluate(node.left, env, calls=calls)), _as_float(_evaluate(node.right, env, calls=calls))
         if a is None or b is None:
             return None
         try:
@@ -98,10 +81,10 @@ def _evaluate(node: ast.AST, env: dict[str, float | list[float]]) -> Value:
         except (ArithmeticError, ValueError):
             return None
     if isinstance(node, (ast.Tuple, ast.List)):
-        items = [_evaluate(e, env) for e in node.elts]
+        items = [_evaluate(e, env, calls=calls) for e in node.elts]
         floats = [_as_float(v) for v in items]
         return None if any(v is None for v in floats) else [v for v in floats if v is not None]
-    if isinstance(node, ast.Call):
+    if isinstance(node, ast.Call) and calls:
         return _evaluate_call(node, env)
     return None
 
