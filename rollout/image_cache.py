@@ -4,8 +4,8 @@ An episode's prompt carries every image shown so far, so an engine that expands 
 would run the image processor on image k at every turn after k: O(turns x images) resizes and normalisations of
 high-resolution images on the CPU, repeated for each of the G rollouts of a group. `ProcessedImages` keeps the
 processed tensors per image, keyed by `image_key` (a hash of shape, dtype and bytes: a cropped or rotated copy is a
-different image), in a least-recently-used cache bounded in bytes. The result equals processing the images
-together: Qwen's image processor resizes and patchifies each image on its own and concatenates them in order
+different image; an array object seen before is not hashed again), in a least-recently-used cache bounded in
+bytes. The result equals processing the images together: Qwen's image processor resizes and patchifies each image on its own and concatenates them in order
 (tested against `rollout.expand.process_images`).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from rollout.expand import process_images
+
+MAX_KEYS = 65536  # remembered image objects (an id, a weak reference and a key each)
 
 
 def image_key(image: Any) -> str:
@@ -42,6 +45,11 @@ class ProcessedImages:
         self._items: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        # id(image) -> (weak reference, key): an episode's prompt carries the same array objects every turn, so its
+        # images are hashed once, not at every turn (hashing a full-resolution image takes milliseconds, on the
+        # engine's generation thread). The weak reference tells a live object from a new one that reuses a freed
+        # object's id, without keeping images alive; images are never changed in place.
+        self._keys: OrderedDict[int, tuple[weakref.ref[Any], str]] = OrderedDict()
 
     def __call__(self, images: Sequence[Any]) -> tuple[Any, Any]:
         """(pixel_values, image_grid_thw) for `images` in order, as `process_images` gives, or (None, None)."""
@@ -49,7 +57,7 @@ class ProcessedImages:
             return None, None
         import torch
 
-        keys = [image_key(im) for im in images]
+        keys = [self._key(im) for im in images]
         with self._lock:
             found = {k: self._items[k] for k in keys if k in self._items}
             for k in found:
@@ -71,6 +79,22 @@ class ProcessedImages:
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
         return (torch.cat([found[k][0] for k in keys]), torch.cat([found[k][1] for k in keys]))
+
+    def _key(self, image: Any) -> str:
+        with self._lock:
+            known = self._keys.get(id(image))
+        if known is not None and known[0]() is image:
+            return known[1]
+        key = image_key(image)
+        try:
+            ref = weakref.ref(image)
+        except TypeError:  # a type without weak references: hashed every time
+            return key
+        with self._lock:
+            self._keys[id(image)] = (ref, key)
+            while len(self._keys) > MAX_KEYS:
+                self._keys.popitem(last=False)
+        return key
 
     def _remember(self, key: str, item: tuple[Any, Any]) -> None:
         if key in self._items:

@@ -255,7 +255,7 @@ class RLTrainer:
         if placeholder is None:
             raise RLRunError("no episode of this step produced any tokens; see the saved rollouts' errors")
         needs_old = a.ppo_epochs > 1 or c.train.updates_per_step > 1
-        filler = self._filler(placeholder)
+        filler = self._filler(placeholder, pixels)
         with torch.no_grad():
             if needs_old or self.ref is not None:
                 for mb in self._in_step(micro_batches(samples, c.train.max_tokens_per_microbatch, seed=self.step),
@@ -303,13 +303,14 @@ class RLTrainer:
         out["train/loss_tokens"] = float(sum(s.num_loss_tokens for s in samples) * a.ppo_epochs)
         return out
 
-    def _filler(self, placeholder: Trajectory) -> Any:
+    def _filler(self, placeholder: Trajectory, pixels: Any) -> Any:
         """A sample with no loss (weight 0) that runs a forward and backward where this process has no work left."""
         import torch
 
         from train.rl_batch import make_sample
 
-        s = make_sample(-1, placeholder, self.processor, episode_adv=0.0, step_adv=None, step_coef=0.0, weight=0.0)
+        s = make_sample(-1, placeholder, self.processor, episode_adv=0.0, step_adv=None, step_coef=0.0, weight=0.0,
+                        pixels=pixels)
         s.tensors["old_logprobs"] = torch.zeros(s.length)
         s.tensors["ref_logprobs"] = torch.zeros(s.length)
         return s

@@ -46,3 +46,24 @@ def test_a_changed_image_is_a_new_image_and_the_cache_is_bounded(processor: Any)
     one([a])
     assert (one.misses, one.hits) == (3, 0)
     assert one([]) == (None, None)
+
+
+def test_an_image_object_seen_before_is_not_hashed_again(processor: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rollout.image_cache as image_cache
+
+    hashed: list[tuple[int, ...]] = []
+    real = image_cache.image_key
+
+    def counting(image: Any) -> str:
+        hashed.append(np.asarray(image).shape)
+        return real(image)
+
+    monkeypatch.setattr(image_cache, "image_key", counting)
+    a, b, _ = _images()
+    cache = ProcessedImages(processor)
+    for turn in ([a], [a, b], [a, b]):  # one episode's prompts: the same array objects every turn
+        cache(turn)
+    assert hashed == [a.shape, b.shape]
+    copy = a.copy()  # another object with the same content: hashed, then found by content
+    cache([copy])
+    assert len(hashed) == 3 and (cache.misses, cache.hits) == (2, 4)
