@@ -67,4 +67,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): no figures", file=sys.stderr)
+        sys.exit(130)

@@ -192,7 +192,11 @@ def main() -> int:
     ap.add_argument("--child", choices=["codevl", "trl"], help=argparse.SUPPRESS)
     a = ap.parse_args()
     work = Path(a.work)
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"rl_step: cannot use --work {work}: {exc}", file=sys.stderr)
+        return 2
     if a.child:
         model, tasks = work / "model-path.txt", work / "tasks-path.txt"
         fn = run_codevl if a.child == "codevl" else run_trl
@@ -231,4 +235,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): no figures", file=sys.stderr)
+        sys.exit(130)
